@@ -1,0 +1,36 @@
+/*
+ * asyncore/file.h -- file_dispatcher: a dispatcher over a pipe, tty or file.
+ *
+ * The dispatcher works on a duplicate of the descriptor it is given (as
+ * asyncore's file_wrapper does), so the caller may close its own.
+ * asyncore_recv() and asyncore_send() use read(2) and write(2).  The
+ * descriptor is set non-blocking, which affects the caller's descriptor
+ * too since they share the open file description.
+ *
+ * Regular files and block devices cannot be watched by epoll; they are
+ * treated as always ready, as select() and poll() report them, and are
+ * served only by asyncore_loop() (not by a base the caller runs itself).
+ */
+#ifndef ASYNCORE_FILE_H
+#define ASYNCORE_FILE_H
+
+#include <asyncore/dispatcher.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * Create a file_dispatcher over a duplicate of @fd; it is connected at once.
+ * Errors: EINVAL (@handlers NULL or @fd < 0), EBADF (@fd not open),
+ * EMFILE, ENOMEM.
+ */
+ASYNCORE_API asyncore_dispatcher *
+asyncore_file_dispatcher_new(asyncore_map *map, const asyncore_handlers *handlers,
+                             void *user_data, int fd);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ASYNCORE_FILE_H */

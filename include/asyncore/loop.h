@@ -1,0 +1,46 @@
+/*
+ * asyncore/loop.h -- asyncore.loop() over libevent.
+ */
+#ifndef ASYNCORE_LOOP_H
+#define ASYNCORE_LOOP_H
+
+#include <asyncore/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A @count for asyncore_loop() that sets no limit (asyncore's None). */
+#define ASYNCORE_FOREVER (-1)
+
+/**
+ * asyncore.loop(): run iterations while the map has dispatchers, at most
+ * @count of them (ASYNCORE_FOREVER: no limit; 0: none).  Each iteration
+ * waits at most @timeout seconds for events (a negative @timeout: no limit;
+ * 0: just poll) and dispatches all that are ready; events of the caller's
+ * own on the same base are dispatched too.
+ *
+ * Returns 0 when the map is empty, @count iterations ran, or
+ * asyncore_loop_stop() was called.  Returns -1 with errno EBUSY when the
+ * map's loop is already running (a hook tried to re-enter it), EDEADLK when
+ * @timeout is negative and nothing at all is armed (the loop would sleep
+ * forever), or the errno of a libevent failure.
+ */
+ASYNCORE_API int asyncore_loop(asyncore_map *map, double timeout, int count);
+
+/** One iteration: asyncore.poll().  Same as asyncore_loop(map, timeout, 1). */
+ASYNCORE_API int asyncore_poll(asyncore_map *map, double timeout);
+
+/**
+ * Ask the running loop of @map to return after the callback that is
+ * running now (asyncore's ExitNow).  Without a running loop it does
+ * nothing: a later asyncore_loop() runs normally.  Returns 0, or -1
+ * (EINVAL).
+ */
+ASYNCORE_API int asyncore_loop_stop(asyncore_map *map);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ASYNCORE_LOOP_H */

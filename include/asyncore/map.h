@@ -1,0 +1,80 @@
+/*
+ * asyncore/map.h -- socket maps: asyncore's socket_map over an event_base.
+ *
+ * A map is the set of dispatchers served by one libevent event_base.  The
+ * base is either the map's own or one the caller passes in, so dispatchers
+ * can live beside the caller's own events, bufferevents and evhttp.  A
+ * caller's base must outlive the map; a map's own base is freed with it.
+ *
+ * A default map exists for code that names none: every function that takes
+ * a map treats NULL as asyncore_map_default().
+ */
+#ifndef ASYNCORE_MAP_H
+#define ASYNCORE_MAP_H
+
+#include <asyncore/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * Create a map on @base, or on a new event_base of its own if @base is
+ * NULL.  Returns NULL with errno ENOMEM (or that of event_base_new()).
+ */
+ASYNCORE_API asyncore_map *asyncore_map_new(struct event_base *base);
+
+/**
+ * Close every dispatcher of the map (their destroy hooks run unless they are
+ * held) and free it, and its base if it owns it.  Freeing the default map is
+ * allowed: a new one is made when next asked for.  Returns 0, or -1 with
+ * EBUSY when called from inside the map's loop, where nothing is freed.
+ */
+ASYNCORE_API int asyncore_map_free(asyncore_map *map);
+
+/** The default map, created on first use; NULL with ENOMEM. */
+ASYNCORE_API asyncore_map *asyncore_map_default(void);
+
+/** The map's event_base, for the caller's own events; NULL with EINVAL. */
+ASYNCORE_API struct event_base *asyncore_map_base(asyncore_map *map);
+
+/**
+ * The number of dispatchers in the map, i.e. with an open descriptor (the
+ * len() of asyncore's socket_map).  asyncore_loop() runs while it is > 0.
+ */
+ASYNCORE_API size_t asyncore_map_count(asyncore_map *map);
+
+/**
+ * With @on != 0, every loop iteration re-evaluates readable()/writable() of
+ * every dispatcher before waiting, as asyncore's poll() did: code ported
+ * as-is whose predicates depend on outside state then works unchanged, at
+ * O(dispatchers) per iteration.  Off by default.  Returns 0 or -1 (EINVAL).
+ */
+ASYNCORE_API int asyncore_map_set_reevaluate(asyncore_map *map, int on);
+
+/**
+ * Replace the map's log sink (NULL restores the default, stderr) and its
+ * argument.  Returns 0 or -1 (EINVAL).
+ */
+ASYNCORE_API int asyncore_map_set_log(asyncore_map *map, asyncore_log_fn fn,
+                                      void *arg);
+
+/**
+ * Set the log types that dispatchers created on this map from now on ignore
+ * (a mask of asyncore_log_type; default ASYNCORE_LOG_WARNING, as asyncore's
+ * ignore_log_types).  Returns 0 or -1 (EINVAL).
+ */
+ASYNCORE_API int asyncore_map_set_ignore_log_types(asyncore_map *map,
+                                                   unsigned mask);
+
+/**
+ * asyncore.close_all(): close every dispatcher of the map.  Safe from inside
+ * any hook, including one of a dispatcher it closes.  Returns 0.
+ */
+ASYNCORE_API int asyncore_close_all(asyncore_map *map);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ASYNCORE_MAP_H */

@@ -1,0 +1,120 @@
+/*
+ * asyncore-internal.h -- private declarations shared by the library's files.
+ * Not installed.  Cross-file internals carry a double underscore.
+ */
+#ifndef ASYNCORE_INTERNAL_H
+#define ASYNCORE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+
+#include "asyncore.h"
+
+/* How a dispatcher moves bytes: sockets use recv/send, files read/write. */
+enum asyncore__io_kind { ASYNCORE__IO_SOCKET = 0, ASYNCORE__IO_FILE = 1 };
+
+struct asyncore_dispatcher {
+    asyncore_map *map;
+    const asyncore_handlers *handlers;
+    const asyncore_handlers *defaults; /* the class's, may be NULL */
+    void *user_data;
+    struct evbuffer *out;              /* dispatcher_with_send's queue */
+    struct sockaddr *addr;             /* asyncore's addr, malloc'd */
+    TAILQ_ENTRY(asyncore_dispatcher) link; /* in map->dispatchers while open */
+    TAILQ_ENTRY(asyncore_dispatcher) ready_link; /* in map->always_ready */
+    socklen_t addrlen;
+    int fd;
+    int refs;           /* the map's (until close), hooks', holders' */
+    int last_error;
+    int family;
+    short armed;        /* EV_READ|EV_WRITE currently added to libevent */
+    unsigned char ignore_log;
+    unsigned connected : 1;
+    unsigned accepting : 1;
+    unsigned connecting : 1;
+    unsigned closed : 1;
+    unsigned connect_done : 1; /* handle_connect ran for this connection */
+    unsigned buffered : 1;     /* dispatcher_with_send */
+    unsigned io_kind : 1;      /* enum asyncore__io_kind */
+    unsigned always_ready : 1; /* regular file: cannot be polled */
+    unsigned urgent_watched : 1;
+    unsigned has_area : 1;
+    /* The struct event (event_get_struct_event_size() bytes), then the
+     * inline area, follow in the same allocation. */
+};
+
+TAILQ_HEAD(asyncore__dispatcher_list, asyncore_dispatcher);
+
+struct asyncore_map {
+    struct event_base *base;
+    int own_base;
+    int running;          /* asyncore_loop() is on the stack */
+    int stop;             /* asyncore_loop_stop() was asked */
+    int reevaluate;
+    unsigned ignore_log;  /* default for new dispatchers */
+    size_t count;         /* open dispatchers with a descriptor */
+    struct asyncore__dispatcher_list dispatchers;
+    struct asyncore__dispatcher_list always_ready;
+    struct event *timer;  /* bounds one loop iteration */
+    asyncore_log_fn log_fn;
+    void *log_arg;
+    /* Urgent-data side channel (urgent.c). */
+    int urgent_fd;
+    struct event *urgent_ev;
+    size_t urgent_count;
+};
+
+/* map.c */
+asyncore_map *asyncore__map_resolve(asyncore_map *map);
+void asyncore__map_attach(asyncore_map *map, asyncore_dispatcher *d);
+void asyncore__map_detach(asyncore_map *map, asyncore_dispatcher *d);
+
+/* dispatcher.c */
+struct event *asyncore__event(asyncore_dispatcher *d);
+void asyncore__hold(asyncore_dispatcher *d);
+void asyncore__release(asyncore_dispatcher *d);
+int asyncore__check(const asyncore_dispatcher *d);
+int asyncore__adopt_fd(asyncore_dispatcher *d, int fd, int family);
+void asyncore__drop_socket(asyncore_dispatcher *d);
+int asyncore__set_addr(asyncore_dispatcher *d, const struct sockaddr *sa,
+                       socklen_t len);
+
+/* events.c: the event mapping and the interest set. */
+void asyncore__event_cb(evutil_socket_t fd, short what, void *arg);
+void asyncore__interest_update(asyncore_dispatcher *d);
+void asyncore__interest_disarm(asyncore_dispatcher *d);
+void asyncore__connect_event(asyncore_dispatcher *d);
+
+/* Hook lookup: handlers, then the class's defaults, then asyncore's. */
+#define ASYNCORE__HOOK(d, name)                                            \
+    ((d)->handlers->name                                                   \
+         ? (d)->handlers->name                                             \
+         : ((d)->defaults && (d)->defaults->name ? (d)->defaults->name     \
+                                                 : asyncore_default_##name))
+
+/* urgent.c: EPOLLPRI side channel for handle_expt. */
+void asyncore__urgent_update(asyncore_dispatcher *d, int want);
+void asyncore__urgent_free(asyncore_map *map);
+
+/* io.c: raw transfers by io kind, errors as -1/errno. */
+ssize_t asyncore__raw_send(asyncore_dispatcher *d, const void *buf, size_t len);
+ssize_t asyncore__raw_recv(asyncore_dispatcher *d, void *buf, size_t len);
+int asyncore__is_disconnect(int err);
+
+/* dispatcher.c: send without the buffered layer. */
+ssize_t asyncore__send_plain(asyncore_dispatcher *d, const void *buf,
+                             size_t len);
+
+/* send.c */
+ssize_t asyncore__send_buffered(asyncore_dispatcher *d, const void *buf,
+                                size_t len);
+
+/* log.c */
+void asyncore__log(const asyncore_dispatcher *d, asyncore_log_type type,
+                   const char *msg);
+
+#endif /* ASYNCORE_INTERNAL_H */

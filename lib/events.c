@@ -1,0 +1,166 @@
+/*
+ * events.c -- the event mapping: libevent readiness to asyncore's events,
+ * and the interest set derived from readable()/writable().
+ *
+ * This is asyncore 3.11's handle_read_event/handle_write_event/readwrite
+ * with one deliberate difference: once a hook closed the dispatcher, no
+ * further hook of it runs for the readiness being dispatched.
+ */
+#include "config.h"
+
+#include <errno.h>
+
+#include "asyncore-internal.h"
+
+/*
+ * A connect finished (write or read readiness while connecting).  The
+ * socket's pending error decides: an error goes to handle_error and
+ * handle_connect never runs; otherwise handle_connect runs exactly once and
+ * the dispatcher becomes connected afterwards, in asyncore's order.
+ */
+void asyncore__connect_event(asyncore_dispatcher *d)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (d->io_kind == ASYNCORE__IO_SOCKET &&
+        getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err != 0) {
+        d->last_error = err;
+        asyncore_handle_error(d, err, "connect");
+        return;
+    }
+    if (!d->connect_done) {
+        d->connect_done = 1;
+        ASYNCORE__HOOK(d, handle_connect)(d);
+        if (d->closed)
+            return;
+    }
+    d->connected = 1;
+    d->connecting = 0;
+}
+
+static void read_event(asyncore_dispatcher *d)
+{
+    if (d->accepting) {
+        /* Listeners are never connected; they spawn connected sockets. */
+        ASYNCORE__HOOK(d, handle_accept)(d);
+        return;
+    }
+    if (!d->connected && d->connecting) {
+        asyncore__connect_event(d);
+        if (d->closed || !d->connected)
+            return;
+    }
+    ASYNCORE__HOOK(d, handle_read)(d);
+}
+
+static void write_event(asyncore_dispatcher *d)
+{
+    if (d->accepting)
+        return; /* a listener's write readiness means nothing */
+    if (!d->connected && d->connecting) {
+        asyncore__connect_event(d);
+        if (d->closed || !d->connected)
+            return;
+    }
+    ASYNCORE__HOOK(d, handle_write)(d);
+}
+
+/*
+ * The one libevent callback of every dispatcher.  A reference is held for
+ * the whole dispatch so that a hook may close (and so release) the
+ * dispatcher without the memory going away under us.
+ */
+void asyncore__event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    asyncore_dispatcher *d = arg;
+
+    (void)fd;
+    asyncore__hold(d);
+    if (what & EV_READ)
+        read_event(d);
+    if ((what & EV_WRITE) && !d->closed)
+        write_event(d);
+    if (!d->closed)
+        asyncore__interest_update(d);
+    asyncore__release(d);
+}
+
+static short wanted_events(asyncore_dispatcher *d)
+{
+    short want = 0;
+
+    if (ASYNCORE__HOOK(d, readable)(d))
+        want |= EV_READ;
+    if (d->closed)
+        return 0;
+    /* Listeners never ask for write interest (asyncore's poll does not). */
+    if (!d->accepting && ASYNCORE__HOOK(d, writable)(d))
+        want |= EV_WRITE;
+    return want;
+}
+
+/* Regular files cannot be polled; asyncore_loop() activates them instead. */
+static void arm_always_ready(asyncore_dispatcher *d, short want)
+{
+    asyncore_map *map = d->map;
+
+    if (want && !d->armed)
+        TAILQ_INSERT_TAIL(&map->always_ready, d, ready_link);
+    else if (!want && d->armed)
+        TAILQ_REMOVE(&map->always_ready, d, ready_link);
+    d->armed = want;
+}
+
+static void arm(asyncore_dispatcher *d, short want)
+{
+    struct event *ev = asyncore__event(d);
+
+    if (d->armed)
+        event_del(ev);
+    d->armed = 0;
+    if (!want)
+        return;
+    event_assign(ev, d->map->base, d->fd, want | EV_PERSIST,
+                 asyncore__event_cb, d);
+    if (event_add(ev, NULL) < 0) {
+        d->last_error = errno ? errno : EINVAL;
+        asyncore_handle_error(d, d->last_error, "event_add");
+        return;
+    }
+    d->armed = want;
+}
+
+/*
+ * Ask the predicates and touch libevent only if the answer changed: a
+ * steady connection must cost no epoll_ctl() per dispatch.
+ */
+void asyncore__interest_update(asyncore_dispatcher *d)
+{
+    short want;
+
+    if (d->closed || d->fd < 0)
+        return;
+    want = wanted_events(d);
+    if (d->closed)
+        return;
+    asyncore__urgent_update(d, (want & EV_READ) != 0);
+    if (want == d->armed)
+        return;
+    if (d->always_ready)
+        arm_always_ready(d, want);
+    else
+        arm(d, want);
+}
+
+void asyncore__interest_disarm(asyncore_dispatcher *d)
+{
+    asyncore__urgent_update(d, 0);
+    if (d->armed && d->always_ready)
+        TAILQ_REMOVE(&d->map->always_ready, d, ready_link);
+    else if (d->armed)
+        event_del(asyncore__event(d));
+    d->armed = 0;
+}

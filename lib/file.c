@@ -1,0 +1,52 @@
+/*
+ * file.c -- file_dispatcher: a dispatcher over a pipe, tty or file.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "asyncore-internal.h"
+
+asyncore_dispatcher *asyncore_file_dispatcher_new(asyncore_map *map,
+                                                  const asyncore_handlers *handlers,
+                                                  void *user_data, int fd)
+{
+    asyncore_dispatcher *d;
+    struct stat st;
+    int dup_fd, flags;
+
+    if (handlers == NULL || fd < 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (fstat(fd, &st) < 0)
+        return NULL;
+    /* Work on our own descriptor, as asyncore's file_wrapper does. */
+    dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0)
+        return NULL;
+    flags = fcntl(dup_fd, F_GETFL);
+    if (flags < 0 || fcntl(dup_fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        goto fail;
+    d = asyncore_dispatcher_new(map, handlers, user_data);
+    if (d == NULL)
+        goto fail;
+    d->io_kind = ASYNCORE__IO_FILE;
+    /* epoll refuses regular files; select and poll call them ready. */
+    d->always_ready = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+    d->connected = 1;
+    d->connect_done = 1;
+    asyncore__adopt_fd(d, dup_fd, AF_UNSPEC);
+    asyncore__interest_update(d);
+    return d;
+fail:
+    {
+        int err = errno;
+        close(dup_fd);
+        errno = err;
+    }
+    return NULL;
+}

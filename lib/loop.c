@@ -1,0 +1,129 @@
+/*
+ * loop.c -- asyncore.loop() as iterations of event_base_loop(EVLOOP_ONCE).
+ *
+ * libevent 2.1 has no prepare/check hooks, so whatever must happen before
+ * every wait (re-evaluating all predicates in compatibility mode, serving
+ * always-ready files) happens here, around each EVLOOP_ONCE.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+
+#include "asyncore-internal.h"
+
+/* asyncore's poll() asked every dispatcher before every select(). */
+static void reevaluate_all(asyncore_map *map)
+{
+    asyncore_dispatcher *d, *next;
+
+    for (d = TAILQ_FIRST(&map->dispatchers); d != NULL; d = next) {
+        /* A predicate may close any dispatcher: keep ours and the next
+         * one alive while the list is walked. */
+        asyncore__hold(d);
+        asyncore__interest_update(d);
+        next = TAILQ_NEXT(d, link);
+        if (d->closed)
+            next = TAILQ_FIRST(&map->dispatchers);
+        asyncore__release(d);
+    }
+}
+
+/* Files that cannot be polled are always ready, as select() reports them. */
+static void activate_always_ready(asyncore_map *map)
+{
+    asyncore_dispatcher *d;
+
+    TAILQ_FOREACH(d, &map->always_ready, ready_link)
+        event_active(asyncore__event(d), d->armed, 0);
+}
+
+static struct timeval seconds_to_tv(double s)
+{
+    struct timeval tv;
+
+    if (s > 1e9)
+        s = 1e9;
+    tv.tv_sec = (time_t)s;
+    tv.tv_usec = (suseconds_t)((s - (double)tv.tv_sec) * 1e6);
+    return tv;
+}
+
+static int iterate(asyncore_map *map, double timeout)
+{
+    struct timeval tv;
+    int flags = EVLOOP_ONCE;
+    int rc;
+
+    if (map->reevaluate)
+        reevaluate_all(map);
+    if (!TAILQ_EMPTY(&map->always_ready)) {
+        activate_always_ready(map);
+        flags = EVLOOP_NONBLOCK;
+    } else if (timeout == 0) {
+        flags = EVLOOP_NONBLOCK;
+    } else if (timeout > 0) {
+        tv = seconds_to_tv(timeout);
+        evtimer_add(map->timer, &tv);
+    }
+    rc = event_base_loop(map->base, flags);
+    evtimer_del(map->timer);
+    if (rc < 0) {
+        errno = EIO;
+        return -1;
+    }
+    if (rc == 1 && timeout < 0 && flags == EVLOOP_ONCE) {
+        errno = EDEADLK; /* nothing armed and no timeout: would never wake */
+        return -1;
+    }
+    return 0;
+}
+
+int asyncore_loop(asyncore_map *map, double timeout, int count)
+{
+    int rc = 0;
+
+    map = asyncore__map_resolve(map);
+    if (map == NULL)
+        return -1;
+    if (isnan(timeout)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (map->running) {
+        errno = EBUSY;
+        return -1;
+    }
+    map->running = 1;
+    map->stop = 0;
+    while (map->count > 0 && count != 0 && !map->stop) {
+        if (iterate(map, timeout) < 0) {
+            rc = -1;
+            break;
+        }
+        if (count > 0)
+            count--;
+    }
+    map->running = 0;
+    map->stop = 0;
+    return rc;
+}
+
+int asyncore_poll(asyncore_map *map, double timeout)
+{
+    return asyncore_loop(map, timeout, 1);
+}
+
+int asyncore_loop_stop(asyncore_map *map)
+{
+    map = asyncore__map_resolve(map);
+    if (map == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (map->running) {
+        map->stop = 1;
+        event_base_loopbreak(map->base);
+    }
+    return 0;
+}

@@ -1,0 +1,160 @@
+/*
+ * map.c -- socket maps: a set of dispatchers over one event_base.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "asyncore-internal.h"
+
+static asyncore_map *default_map;
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    /* The timer only bounds an iteration's wait; waking is its whole job. */
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+asyncore_map *asyncore_map_new(struct event_base *base)
+{
+    asyncore_map *map = calloc(1, sizeof(*map));
+
+    if (map == NULL)
+        return NULL;
+    if (base == NULL) {
+        base = event_base_new();
+        if (base == NULL) {
+            free(map);
+            errno = ENOMEM;
+            return NULL;
+        }
+        map->own_base = 1;
+    }
+    map->base = base;
+    map->timer = evtimer_new(base, timer_cb, map);
+    if (map->timer == NULL) {
+        if (map->own_base)
+            event_base_free(base);
+        free(map);
+        errno = ENOMEM;
+        return NULL;
+    }
+    map->ignore_log = ASYNCORE_LOG_WARNING;
+    map->urgent_fd = -1;
+    TAILQ_INIT(&map->dispatchers);
+    TAILQ_INIT(&map->always_ready);
+    return map;
+}
+
+int asyncore_map_free(asyncore_map *map)
+{
+    if (map == NULL)
+        return 0;
+    if (map->running) {
+        errno = EBUSY;
+        return -1;
+    }
+    asyncore_close_all(map);
+    asyncore__urgent_free(map);
+    event_free(map->timer);
+    if (map->own_base)
+        event_base_free(map->base);
+    if (map == default_map)
+        default_map = NULL;
+    free(map);
+    return 0;
+}
+
+asyncore_map *asyncore_map_default(void)
+{
+    if (default_map == NULL)
+        default_map = asyncore_map_new(NULL);
+    return default_map;
+}
+
+/* Every public entry point taking a map treats NULL as the default map. */
+asyncore_map *asyncore__map_resolve(asyncore_map *map)
+{
+    return map != NULL ? map : asyncore_map_default();
+}
+
+struct event_base *asyncore_map_base(asyncore_map *map)
+{
+    map = asyncore__map_resolve(map);
+    return map != NULL ? map->base : NULL;
+}
+
+size_t asyncore_map_count(asyncore_map *map)
+{
+    map = asyncore__map_resolve(map);
+    return map != NULL ? map->count : 0;
+}
+
+int asyncore_map_set_reevaluate(asyncore_map *map, int on)
+{
+    map = asyncore__map_resolve(map);
+    if (map == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    map->reevaluate = on != 0;
+    return 0;
+}
+
+int asyncore_map_set_log(asyncore_map *map, asyncore_log_fn fn, void *arg)
+{
+    map = asyncore__map_resolve(map);
+    if (map == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    map->log_fn = fn;
+    map->log_arg = arg;
+    return 0;
+}
+
+int asyncore_map_set_ignore_log_types(asyncore_map *map, unsigned mask)
+{
+    map = asyncore__map_resolve(map);
+    if (map == NULL || mask > 0xff) {
+        errno = EINVAL;
+        return -1;
+    }
+    map->ignore_log = mask;
+    return 0;
+}
+
+/*
+ * Closing removes a dispatcher from the list at once, so taking the head
+ * again is safe whatever the hooks it triggers close or create.  New
+ * dispatchers created by destroy hooks are closed too, as asyncore's
+ * close_all leaves the map empty.
+ */
+int asyncore_close_all(asyncore_map *map)
+{
+    asyncore_dispatcher *d;
+
+    map = asyncore__map_resolve(map);
+    if (map == NULL)
+        return 0;
+    while ((d = TAILQ_FIRST(&map->dispatchers)) != NULL)
+        asyncore_close(d);
+    return 0;
+}
+
+/* A dispatcher is listed from creation to close, even before it has a
+ * socket, so that close_all and map_free reach every one of them. */
+void asyncore__map_attach(asyncore_map *map, asyncore_dispatcher *d)
+{
+    TAILQ_INSERT_TAIL(&map->dispatchers, d, link);
+}
+
+void asyncore__map_detach(asyncore_map *map, asyncore_dispatcher *d)
+{
+    TAILQ_REMOVE(&map->dispatchers, d, link);
+    if (d->fd >= 0)
+        map->count--;
+}

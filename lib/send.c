@@ -1,0 +1,111 @@
+/*
+ * send.c -- dispatcher_with_send: output queued in an evbuffer.
+ *
+ * The evbuffer is allocated only when the socket does not take a send whole,
+ * so idle and request/response connections that keep up cost nothing more
+ * than a plain dispatcher.
+ */
+#include "config.h"
+
+#include <errno.h>
+
+#include <event2/buffer.h>
+
+#include "asyncore-internal.h"
+
+static const asyncore_handlers with_send_defaults = {
+    .handle_write = asyncore_with_send_handle_write,
+    .writable = asyncore_with_send_writable,
+};
+
+asyncore_dispatcher *asyncore_dispatcher_with_send_new(asyncore_map *map,
+                                                       const asyncore_handlers *handlers,
+                                                       void *user_data)
+{
+    asyncore_dispatcher *d;
+
+    d = asyncore_dispatcher_new_ex(map, handlers, &with_send_defaults,
+                                   user_data, 0);
+    if (d != NULL)
+        d->buffered = 1;
+    return d;
+}
+
+size_t asyncore_send_pending(const asyncore_dispatcher *d)
+{
+    if (d == NULL || d->out == NULL)
+        return 0;
+    return evbuffer_get_length(d->out);
+}
+
+ssize_t asyncore_initiate_send(asyncore_dispatcher *d)
+{
+    size_t len;
+    ssize_t n;
+
+    if (asyncore__check(d) < 0)
+        return -1;
+    if (!d->buffered) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (d->out == NULL || d->fd < 0)
+        return 0;
+    len = evbuffer_get_length(d->out);
+    if (len == 0)
+        return 0;
+    if (len > ASYNCORE_SEND_CHUNK)
+        len = ASYNCORE_SEND_CHUNK;
+    n = asyncore__send_plain(d, evbuffer_pullup(d->out, (ssize_t)len), len);
+    /* A hook run by the send may have closed us; the buffer lives on
+     * until release, so draining it is still safe. */
+    if (n > 0)
+        evbuffer_drain(d->out, (size_t)n);
+    return n;
+}
+
+/*
+ * asyncore's send() appends and calls initiate_send().  With nothing queued
+ * we try the caller's bytes first and copy only what the socket refused:
+ * the common case then copies nothing.
+ */
+ssize_t asyncore__send_buffered(asyncore_dispatcher *d, const void *buf,
+                                size_t len)
+{
+    ssize_t n = 0;
+
+    if (len == 0)
+        return 0;
+    if (asyncore_send_pending(d) == 0 && d->connected && d->fd >= 0) {
+        size_t first = len < ASYNCORE_SEND_CHUNK ? len : ASYNCORE_SEND_CHUNK;
+        asyncore__hold(d);
+        n = asyncore__send_plain(d, buf, first);
+        if (d->closed || n < 0) {
+            asyncore__release(d);
+            return n < 0 ? -1 : (ssize_t)len;
+        }
+        asyncore__release(d);
+        if ((size_t)n == len)
+            return (ssize_t)len;
+    }
+    if (d->out == NULL && (d->out = evbuffer_new()) == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (evbuffer_add(d->out, (const char *)buf + n, len - (size_t)n) < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    asyncore__interest_update(d);
+    return (ssize_t)len;
+}
+
+void asyncore_with_send_handle_write(asyncore_dispatcher *d)
+{
+    (void)asyncore_initiate_send(d);
+}
+
+int asyncore_with_send_writable(asyncore_dispatcher *d)
+{
+    return d != NULL && (!d->connected || asyncore_send_pending(d) > 0);
+}

@@ -1,0 +1,129 @@
+/*
+ * urgent.c -- urgent (TCP out-of-band) data for handle_expt.
+ *
+ * libevent 2.1 has no priority-band event, and a lone MSG_OOB byte wakes
+ * none of its backends (poll(2) reports only POLLPRI).  Each map therefore
+ * keeps a private epoll instance watching EPOLLPRI for the dispatchers that
+ * have a handle_expt hook and are readable; libevent watches that epoll
+ * descriptor for EV_READ like any other, so this works under every backend.
+ * Edge-triggered registration keeps an unread urgent byte, or a hang-up
+ * (always reported by epoll), from waking the loop again and again.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+
+#include "asyncore-internal.h"
+
+/* At most this many urgent events are served per wake-up, to stay fair. */
+#define URGENT_BATCH 64
+
+static int has_expt_hook(const asyncore_dispatcher *d)
+{
+    return d->handlers->handle_expt != NULL ||
+           (d->defaults != NULL && d->defaults->handle_expt != NULL);
+}
+
+/* asyncore's handle_expt_event: a pending socket error means the
+ * connection is gone, anything else is urgent data. */
+static void expt_event(asyncore_dispatcher *d)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+        d->last_error = err;
+        asyncore_handle_close(d);
+        return;
+    }
+    ASYNCORE__HOOK(d, handle_expt)(d);
+}
+
+/*
+ * Events are taken one at a time: a hook may close another dispatcher
+ * whose event would otherwise already sit in our batch with a stale
+ * pointer.  Closing removes a dispatcher from the epoll set synchronously.
+ */
+static void urgent_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct epoll_event ev;
+    asyncore_dispatcher *d;
+    int i;
+
+    (void)what;
+    (void)arg;
+    for (i = 0; i < URGENT_BATCH; i++) {
+        if (epoll_wait(fd, &ev, 1, 0) <= 0)
+            break;
+        d = ev.data.ptr;
+        if (!(ev.events & EPOLLPRI) || d->closed)
+            continue;
+        asyncore__hold(d);
+        expt_event(d);
+        if (!d->closed)
+            asyncore__interest_update(d);
+        asyncore__release(d);
+    }
+}
+
+static int urgent_open(asyncore_map *map)
+{
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    map->urgent_ev = event_new(map->base, fd, EV_READ | EV_PERSIST, urgent_cb,
+                               map);
+    if (map->urgent_ev == NULL || event_add(map->urgent_ev, NULL) < 0) {
+        if (map->urgent_ev != NULL)
+            event_free(map->urgent_ev);
+        map->urgent_ev = NULL;
+        close(fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    map->urgent_fd = fd;
+    return 0;
+}
+
+/* Watch urgent data of @d iff @want and it can matter to @d at all. */
+void asyncore__urgent_update(asyncore_dispatcher *d, int want)
+{
+    asyncore_map *map = d->map;
+    struct epoll_event ev = { .events = EPOLLPRI | EPOLLET };
+
+    want = want && !d->closed && d->fd >= 0 && !d->accepting &&
+           d->io_kind == ASYNCORE__IO_SOCKET && has_expt_hook(d);
+    if (want == (int)d->urgent_watched)
+        return;
+    if (!want) {
+        (void)epoll_ctl(map->urgent_fd, EPOLL_CTL_DEL, d->fd, NULL);
+        d->urgent_watched = 0;
+        map->urgent_count--;
+        return;
+    }
+    if (map->urgent_fd < 0 && urgent_open(map) < 0)
+        goto fail;
+    ev.data.ptr = d;
+    if (epoll_ctl(map->urgent_fd, EPOLL_CTL_ADD, d->fd, &ev) < 0)
+        goto fail;
+    d->urgent_watched = 1;
+    map->urgent_count++;
+    return;
+fail:
+    d->last_error = errno;
+    asyncore_log_info(d, ASYNCORE_LOG_ERROR,
+                      "cannot watch urgent data: errno %d", d->last_error);
+}
+
+void asyncore__urgent_free(asyncore_map *map)
+{
+    if (map->urgent_ev != NULL)
+        event_free(map->urgent_ev);
+    if (map->urgent_fd >= 0)
+        close(map->urgent_fd);
+    map->urgent_ev = NULL;
+    map->urgent_fd = -1;
+}
