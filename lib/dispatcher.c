@@ -11,7 +11,6 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <event2/buffer.h>
@@ -168,6 +167,7 @@ int asyncore_create_socket(asyncore_dispatcher *d, int family, int type)
     return 0;
 }
 
+/* The socket's family; getsockname() also tells EBADF and ENOTSOCK apart. */
 static int socket_family(int fd)
 {
     struct sockaddr_storage ss;
@@ -178,12 +178,25 @@ static int socket_family(int fd)
     return ss.ss_family;
 }
 
+/* Accepted sockets usually have both flags already: skip the set calls. */
+static int make_nonblocking_cloexec(int fd)
+{
+    int fl = fcntl(fd, F_GETFL), fd_fl;
+
+    if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0))
+        return -1;
+    fd_fl = fcntl(fd, F_GETFD);
+    if (fd_fl < 0 || (!(fd_fl & FD_CLOEXEC) &&
+                      fcntl(fd, F_SETFD, fd_fl | FD_CLOEXEC) < 0))
+        return -1;
+    return 0;
+}
+
 int asyncore_set_socket(asyncore_dispatcher *d, int fd)
 {
     struct sockaddr_storage peer;
     socklen_t peerlen = sizeof(peer);
-    struct stat st;
-    int family, flags;
+    int family;
 
     if (asyncore__check(d) < 0)
         return -1;
@@ -191,21 +204,12 @@ int asyncore_set_socket(asyncore_dispatcher *d, int fd)
         errno = EISCONN;
         return -1;
     }
-    if (fd < 0 || fstat(fd, &st) < 0) {
+    if (fd < 0) {
         errno = EBADF;
         return -1;
     }
-    if (!S_ISSOCK(st.st_mode)) {
-        errno = ENOTSOCK;
-        return -1;
-    }
     family = socket_family(fd);
-    if (family < 0)
-        return -1;
-    /* A socket from a blocking source must not block the loop. */
-    flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
-        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+    if (family < 0 || make_nonblocking_cloexec(fd) < 0)
         return -1;
     if (getpeername(fd, (struct sockaddr *)&peer, &peerlen) == 0) {
         if (asyncore__set_addr(d, (struct sockaddr *)&peer, peerlen) < 0)
