@@ -1,0 +1,486 @@
+/*
+ * test_loop.c -- asyncore_loop(): when it returns, how many iterations it
+ * runs, how long it waits, stopping, re-entry, the caller's own events on
+ * the shared base, the default map and re-evaluation of predicates.
+ */
+#define _GNU_SOURCE /* pipe2 */
+#include "helpers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+/* Per-test state reachable from hooks through the user pointer. */
+struct counter {
+    int writes;
+    int reads;
+    int limit;          /* close (or stop) after this many writes */
+    int inner_rc;       /* what a nested call returned */
+    int inner_errno;
+    asyncore_map *other; /* a second map, for nested loops */
+};
+
+static int never(asyncore_dispatcher *d)
+{
+    (void)d;
+    return 0;
+}
+
+/* A dispatcher over one end of a socketpair: connected at once, always
+ * writable, and quiet unless the test writes to the peer.  The peer is
+ * returned to the test, which closes it. */
+static asyncore_dispatcher *pair_dispatcher(asyncore_map *map,
+                                            const asyncore_handlers *h,
+                                            void *user, int *peer)
+{
+    asyncore_dispatcher *d;
+    int sv[2];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    d = asyncore_dispatcher_new(map, h, user);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(asyncore_set_socket(d, sv[0]), 0);
+    *peer = sv[1];
+    return d;
+}
+
+/* ---- the loop runs until the map is empty -------------------------------- */
+
+static void write_then_close_at_limit(asyncore_dispatcher *d)
+{
+    struct counter *c = asyncore_dispatcher_user_data(d);
+
+    if (++c->writes == c->limit)
+        ck_assert_int_eq(asyncore_close(d), 0);
+}
+
+static const asyncore_handlers closing_writer = {
+    .handle_write = write_then_close_at_limit,
+    .readable = never,
+};
+
+START_TEST(loop_runs_until_the_map_is_empty)
+{
+    struct counter c = { .limit = 3 };
+    int peer;
+
+    pair_dispatcher(th_map, &closing_writer, &c, &peer);
+    ck_assert_int_eq(asyncore_loop(th_map, 1.0, ASYNCORE_FOREVER), 0);
+    ck_assert_int_eq(c.writes, 3);
+    ck_assert_uint_eq(asyncore_map_count(th_map), 0);
+    close(peer);
+}
+END_TEST
+
+/* ---- count ----------------------------------------------------------------- */
+
+static void count_write(asyncore_dispatcher *d)
+{
+    struct counter *c = asyncore_dispatcher_user_data(d);
+    c->writes++;
+}
+
+static const asyncore_handlers counting_writer = {
+    .handle_write = count_write,
+    .readable = never,
+};
+
+START_TEST(loop_with_a_count_runs_exactly_that_many_iterations)
+{
+    struct counter c = { 0 };
+    int peer;
+
+    pair_dispatcher(th_map, &counting_writer, &c, &peer);
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 5), 0);
+    ck_assert_int_eq(c.writes, 5);
+    ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
+    ck_assert_int_eq(c.writes, 6);
+    close(peer);
+}
+END_TEST
+
+START_TEST(loop_with_a_count_of_zero_runs_nothing)
+{
+    struct counter c = { 0 };
+    int peer;
+
+    pair_dispatcher(th_map, &counting_writer, &c, &peer);
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 0), 0);
+    ck_assert_int_eq(c.writes, 0);
+    close(peer);
+}
+END_TEST
+
+/* ---- timeout --------------------------------------------------------------- */
+
+static void count_read(asyncore_dispatcher *d)
+{
+    struct counter *c = asyncore_dispatcher_user_data(d);
+    char buf[64];
+
+    c->reads++;
+    (void)asyncore_recv(d, buf, sizeof(buf));
+}
+
+/* Readable, but the peer never writes: nothing is ever ready. */
+static const asyncore_handlers waiting_reader = {
+    .handle_read = count_read,
+    .writable = never,
+};
+
+START_TEST(one_iteration_waits_for_the_timeout_when_nothing_is_ready)
+{
+    struct counter c = { 0 };
+    double t0, elapsed;
+    int peer;
+
+    pair_dispatcher(th_map, &waiting_reader, &c, &peer);
+    t0 = th_now();
+    ck_assert_int_eq(asyncore_loop(th_map, 0.2, 1), 0);
+    elapsed = th_now() - t0;
+    ck_assert_double_ge(elapsed, 0.15);
+    ck_assert_double_lt(elapsed, 3.0);
+    ck_assert_int_eq(c.reads, 0);
+    close(peer);
+}
+END_TEST
+
+START_TEST(a_timeout_of_zero_only_polls)
+{
+    struct counter c = { 0 };
+    double t0;
+    int peer;
+
+    pair_dispatcher(th_map, &waiting_reader, &c, &peer);
+    t0 = th_now();
+    ck_assert_int_eq(asyncore_loop(th_map, 0.0, 3), 0);
+    /* Loose bound: it must not wait like the 0.2 s iteration above. */
+    ck_assert_double_lt(th_now() - t0, 1.0);
+    ck_assert_int_eq(c.reads, 0);
+
+    /* Polling still dispatches what is ready. */
+    ck_assert_int_eq(write(peer, "x", 1), 1);
+    ck_assert_int_eq(asyncore_loop(th_map, 0.0, 1), 0);
+    ck_assert_int_eq(c.reads, 1);
+    close(peer);
+}
+END_TEST
+
+/* ---- a loop that could never wake fails instead of hanging ---------------- */
+
+static const asyncore_handlers idle_handlers = {
+    .readable = never,
+    .writable = never,
+};
+
+START_TEST(negative_timeout_with_nothing_armed_fails_with_edeadlk)
+{
+    int peer1, peer2;
+
+    pair_dispatcher(th_map, &idle_handlers, NULL, &peer1);
+    pair_dispatcher(th_map, &idle_handlers, NULL, &peer2);
+    errno = 0;
+    ck_assert_int_eq(asyncore_loop(th_map, -1.0, ASYNCORE_FOREVER), -1);
+    ck_assert_int_eq(errno, EDEADLK);
+    /* Nothing was lost: both dispatchers are still there. */
+    ck_assert_uint_eq(asyncore_map_count(th_map), 2);
+    close(peer1);
+    close(peer2);
+}
+END_TEST
+
+/* ---- asyncore_loop_stop ----------------------------------------------------- */
+
+static void stop_at_limit(asyncore_dispatcher *d)
+{
+    struct counter *c = asyncore_dispatcher_user_data(d);
+
+    if (++c->writes == c->limit)
+        ck_assert_int_eq(asyncore_loop_stop(asyncore_dispatcher_map(d)), 0);
+}
+
+static const asyncore_handlers stopping_writer = {
+    .handle_write = stop_at_limit,
+    .readable = never,
+};
+
+START_TEST(loop_stop_from_a_hook_returns_and_the_loop_can_run_again)
+{
+    struct counter c = { .limit = 2 };
+    int peer;
+
+    pair_dispatcher(th_map, &stopping_writer, &c, &peer);
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, ASYNCORE_FOREVER), 0);
+    ck_assert_int_eq(c.writes, 2);
+    ck_assert_uint_eq(asyncore_map_count(th_map), 1);
+
+    /* The stop request was consumed: the next loop runs its full count. */
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 3), 0);
+    ck_assert_int_eq(c.writes, 5);
+    close(peer);
+}
+END_TEST
+
+START_TEST(loop_stop_returns_after_the_running_callback)
+{
+    struct counter c = { .limit = 1 };
+    int peer1, peer2;
+
+    /* Both are writable in the same iteration; the first one to run stops
+     * the loop, so the other is not dispatched in that call. */
+    pair_dispatcher(th_map, &stopping_writer, &c, &peer1);
+    pair_dispatcher(th_map, &stopping_writer, &c, &peer2);
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, ASYNCORE_FOREVER), 0);
+    ck_assert_int_eq(c.writes, 1);
+    close(peer1);
+    close(peer2);
+}
+END_TEST
+
+START_TEST(loop_stop_outside_a_loop_does_not_affect_the_next_loop)
+{
+    struct counter c = { 0 };
+    int peer;
+
+    pair_dispatcher(th_map, &counting_writer, &c, &peer);
+    ck_assert_int_eq(asyncore_loop_stop(th_map), 0);
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 3), 0);
+    ck_assert_int_eq(c.writes, 3);
+    close(peer);
+}
+END_TEST
+
+/* ---- re-entry ----------------------------------------------------------------- */
+
+static void reenter_same_map(asyncore_dispatcher *d)
+{
+    struct counter *c = asyncore_dispatcher_user_data(d);
+
+    c->writes++;
+    errno = 0;
+    c->inner_rc = asyncore_loop(asyncore_dispatcher_map(d), 0.0, 1);
+    c->inner_errno = errno;
+}
+
+static const asyncore_handlers reentering_writer = {
+    .handle_write = reenter_same_map,
+    .readable = never,
+};
+
+START_TEST(reentering_the_same_map_from_a_hook_fails_with_ebusy)
+{
+    struct counter c = { 0 };
+    int peer;
+
+    pair_dispatcher(th_map, &reentering_writer, &c, &peer);
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 3), 0);
+    /* The outer loop went on normally after each refused re-entry. */
+    ck_assert_int_eq(c.writes, 3);
+    ck_assert_int_eq(c.inner_rc, -1);
+    ck_assert_int_eq(c.inner_errno, EBUSY);
+    close(peer);
+}
+END_TEST
+
+static void loop_other_map(asyncore_dispatcher *d)
+{
+    struct counter *c = asyncore_dispatcher_user_data(d);
+
+    c->writes++;
+    c->inner_rc = asyncore_loop(c->other, 0.01, 2);
+    ck_assert_int_eq(asyncore_close(d), 0);
+}
+
+static const asyncore_handlers nesting_writer = {
+    .handle_write = loop_other_map,
+    .readable = never,
+};
+
+START_TEST(a_loop_on_another_map_from_a_hook_works)
+{
+    struct counter outer = { 0 }, inner = { 0 };
+    asyncore_map *other = asyncore_map_new(NULL);
+    int peer1, peer2;
+
+    ck_assert_ptr_nonnull(other);
+    outer.other = other;
+    pair_dispatcher(th_map, &nesting_writer, &outer, &peer1);
+    pair_dispatcher(other, &counting_writer, &inner, &peer2);
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, ASYNCORE_FOREVER), 0);
+    ck_assert_int_eq(outer.writes, 1);
+    ck_assert_int_eq(outer.inner_rc, 0);
+    ck_assert_int_eq(inner.writes, 2);
+    ck_assert_int_eq(asyncore_map_free(other), 0);
+    close(peer1);
+    close(peer2);
+}
+END_TEST
+
+/* ---- the caller's own events on the shared base -------------------------------- */
+
+static void caller_cb(evutil_socket_t fd, short what, void *arg)
+{
+    int *calls = arg;
+    char b;
+
+    if (what & EV_READ)
+        ck_assert_int_eq(read(fd, &b, 1), 1);
+    (*calls)++;
+}
+
+START_TEST(the_callers_own_events_are_dispatched_by_the_loop)
+{
+    struct event_base *base = asyncore_map_base(th_map);
+    struct event *rev, *tev;
+    struct timeval tv = { 0, 20000 };
+    int pipefd[2], rcalls = 0, tcalls = 0, peer;
+
+    ck_assert_ptr_nonnull(base);
+    ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+    rev = event_new(base, pipefd[0], EV_READ, caller_cb, &rcalls);
+    tev = evtimer_new(base, caller_cb, &tcalls);
+    ck_assert_ptr_nonnull(rev);
+    ck_assert_ptr_nonnull(tev);
+    /* The loop runs while the map has a dispatcher; this one wants nothing,
+     * so only the caller's events can wake it. */
+    pair_dispatcher(th_map, &idle_handlers, NULL, &peer);
+
+    ck_assert_int_eq(event_add(rev, NULL), 0);
+    ck_assert_int_eq(write(pipefd[1], "x", 1), 1);
+    /* The caller's event counts as armed: no EDEADLK with no timeout. */
+    ck_assert_int_eq(asyncore_loop(th_map, -1.0, 1), 0);
+    ck_assert_int_eq(rcalls, 1);
+
+    ck_assert_int_eq(evtimer_add(tev, &tv), 0);
+    ck_assert_int_eq(asyncore_loop(th_map, 5.0, 1), 0);
+    ck_assert_int_eq(tcalls, 1);
+    ck_assert_int_eq(rcalls, 1);
+
+    event_free(rev);
+    event_free(tev);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    close(peer);
+}
+END_TEST
+
+/* ---- the default map ------------------------------------------------------------ */
+
+START_TEST(the_default_map_serves_null_maps)
+{
+    struct counter c = { .limit = 3 };
+    asyncore_dispatcher *d;
+    int peer;
+
+    d = pair_dispatcher(NULL, &closing_writer, &c, &peer);
+    ck_assert_ptr_eq(asyncore_dispatcher_map(d), asyncore_map_default());
+    ck_assert_uint_eq(asyncore_map_count(NULL), 1);
+    ck_assert_uint_eq(asyncore_map_count(th_map), 0);
+    ck_assert_int_eq(asyncore_loop(NULL, 1.0, ASYNCORE_FOREVER), 0);
+    ck_assert_int_eq(c.writes, 3);
+    ck_assert_uint_eq(asyncore_map_count(NULL), 0);
+    close(peer);
+}
+END_TEST
+
+/* ---- asyncore_map_set_reevaluate -------------------------------------------------- */
+
+static int outside_flag;
+
+static int writable_if_flag(asyncore_dispatcher *d)
+{
+    (void)d;
+    return outside_flag;
+}
+
+static const asyncore_handlers flag_writer = {
+    .handle_write = count_write,
+    .readable = never,
+    .writable = writable_if_flag,
+};
+
+START_TEST(reevaluate_on_honours_outside_state_at_the_next_iteration)
+{
+    struct counter c = { 0 };
+    int peer;
+
+    outside_flag = 0;
+    ck_assert_int_eq(asyncore_map_set_reevaluate(th_map, 1), 0);
+    pair_dispatcher(th_map, &flag_writer, &c, &peer);
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 2), 0);
+    ck_assert_int_eq(c.writes, 0);
+
+    outside_flag = 1;
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 1), 0);
+    ck_assert_int_eq(c.writes, 1);
+
+    outside_flag = 0;
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 2), 0);
+    ck_assert_int_eq(c.writes, 1);
+    close(peer);
+}
+END_TEST
+
+START_TEST(reevaluate_off_honours_outside_state_after_update_interest)
+{
+    struct counter c = { 0 };
+    asyncore_dispatcher *d;
+    int peer;
+
+    outside_flag = 0;
+    d = pair_dispatcher(th_map, &flag_writer, &c, &peer);
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 2), 0);
+    ck_assert_int_eq(c.writes, 0);
+
+    /* Nobody told the map: the interest set stays what it was. */
+    outside_flag = 1;
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 2), 0);
+    ck_assert_int_eq(c.writes, 0);
+
+    ck_assert_int_eq(asyncore_update_interest(d), 0);
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 1), 0);
+    ck_assert_int_eq(c.writes, 1);
+
+    /* After its own dispatch the predicate is asked again. */
+    outside_flag = 0;
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 1), 0);
+    ck_assert_int_eq(c.writes, 2);
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 2), 0);
+    ck_assert_int_eq(c.writes, 2);
+    close(peer);
+}
+END_TEST
+
+static Suite *loop_suite(void)
+{
+    Suite *s = suite_create("loop");
+    TCase *tc = tcase_create("loop");
+
+    tcase_add_checked_fixture(tc, th_setup, th_teardown);
+    tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, loop_runs_until_the_map_is_empty);
+    tcase_add_test(tc, loop_with_a_count_runs_exactly_that_many_iterations);
+    tcase_add_test(tc, loop_with_a_count_of_zero_runs_nothing);
+    tcase_add_test(tc, one_iteration_waits_for_the_timeout_when_nothing_is_ready);
+    tcase_add_test(tc, a_timeout_of_zero_only_polls);
+    tcase_add_test(tc, negative_timeout_with_nothing_armed_fails_with_edeadlk);
+    tcase_add_test(tc, loop_stop_from_a_hook_returns_and_the_loop_can_run_again);
+    tcase_add_test(tc, loop_stop_returns_after_the_running_callback);
+    tcase_add_test(tc, loop_stop_outside_a_loop_does_not_affect_the_next_loop);
+    tcase_add_test(tc, reentering_the_same_map_from_a_hook_fails_with_ebusy);
+    tcase_add_test(tc, a_loop_on_another_map_from_a_hook_works);
+    tcase_add_test(tc, the_callers_own_events_are_dispatched_by_the_loop);
+    tcase_add_test(tc, the_default_map_serves_null_maps);
+    tcase_add_test(tc, reevaluate_on_honours_outside_state_at_the_next_iteration);
+    tcase_add_test(tc, reevaluate_off_honours_outside_state_after_update_interest);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return th_run_suite(loop_suite());
+}
