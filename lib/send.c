@@ -33,7 +33,10 @@ asyncore_dispatcher *asyncore_dispatcher_with_send_new(asyncore_map *map,
 
 size_t asyncore_send_pending(const asyncore_dispatcher *d)
 {
-    if (d == NULL || d->out == NULL)
+    /* What was queued when the dispatcher closed will never be sent: it is
+     * discarded (freed on release), so a caller waiting for the queue to
+     * drain on a held, closed dispatcher must not wait forever. */
+    if (d == NULL || d->out == NULL || d->closed)
         return 0;
     return evbuffer_get_length(d->out);
 }
