@@ -137,12 +137,10 @@ static void arm(asyncore_dispatcher *d, short want)
  * Ask the predicates and touch libevent only if the answer changed: a
  * steady connection must cost no epoll_ctl() per dispatch.
  */
-void asyncore__interest_update(asyncore_dispatcher *d)
+static void interest_update_held(asyncore_dispatcher *d)
 {
     short want;
 
-    if (d->closed || d->fd < 0)
-        return;
     want = wanted_events(d);
     if (d->closed)
         return;
@@ -153,6 +151,22 @@ void asyncore__interest_update(asyncore_dispatcher *d)
         arm_always_ready(d, want);
     else
         arm(d, want);
+}
+
+/*
+ * readable() and writable() are hooks and may close the dispatcher.  Called
+ * from a method (create_socket, set_socket, listen, connect, a buffered
+ * send) no dispatch holds it, so without this hold asyncore_close() would
+ * free it under the predicate's caller.  Callers must not touch @d after
+ * this returns unless they hold it themselves.
+ */
+void asyncore__interest_update(asyncore_dispatcher *d)
+{
+    if (d->closed || d->fd < 0)
+        return;
+    asyncore__hold(d);
+    interest_update_held(d);
+    asyncore__release(d);
 }
 
 void asyncore__interest_disarm(asyncore_dispatcher *d)
