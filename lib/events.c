@@ -102,15 +102,26 @@ static short wanted_events(asyncore_dispatcher *d)
     return want;
 }
 
-/* Regular files cannot be polled; asyncore_loop() activates them instead. */
+/*
+ * Regular files cannot be polled; asyncore_loop() activates them instead.
+ * The event is assigned (never added) so that event_active() has a base and
+ * a callback; it is deleted when leaving the list so that an activation
+ * still queued in this iteration does not reach a dispatcher that no
+ * longer wants it, or one that closed.
+ */
 static void arm_always_ready(asyncore_dispatcher *d, short want)
 {
     asyncore_map *map = d->map;
+    struct event *ev = asyncore__event(d);
 
-    if (want && !d->armed)
+    if (want && !d->armed) {
+        event_assign(ev, map->base, d->fd, want | EV_PERSIST,
+                     asyncore__event_cb, d);
         TAILQ_INSERT_TAIL(&map->always_ready, d, ready_link);
-    else if (!want && d->armed)
+    } else if (!want && d->armed) {
         TAILQ_REMOVE(&map->always_ready, d, ready_link);
+        event_del(ev);
+    }
     d->armed = want;
 }
 
@@ -174,7 +185,8 @@ void asyncore__interest_disarm(asyncore_dispatcher *d)
     asyncore__urgent_update(d, 0);
     if (d->armed && d->always_ready)
         TAILQ_REMOVE(&d->map->always_ready, d, ready_link);
-    else if (d->armed)
+    /* Also cancels an always-ready activation still queued. */
+    if (d->armed)
         event_del(asyncore__event(d));
     d->armed = 0;
 }
