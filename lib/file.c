@@ -6,9 +6,29 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 
 #include "asyncore-internal.h"
+
+/*
+ * Whether epoll can watch @fd.  Besides regular files and block devices it
+ * refuses character devices that have no poll support, /dev/null among
+ * them (a common stdin); event_add() would fail there under epoll only,
+ * while select() and poll() call such a device always ready, as asyncore
+ * saw it.  Asking a throwaway epoll set is the one reliable test.
+ */
+static int epoll_can_watch(int fd)
+{
+    struct epoll_event ev = { .events = EPOLLIN };
+    int ep = epoll_create1(EPOLL_CLOEXEC), ok;
+
+    if (ep < 0)
+        return 1; /* cannot tell: let event_add() decide */
+    ok = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 || errno != EPERM;
+    close(ep);
+    return ok;
+}
 
 asyncore_dispatcher *asyncore_file_dispatcher_new(asyncore_map *map,
                                                   const asyncore_handlers *handlers,
@@ -36,7 +56,8 @@ asyncore_dispatcher *asyncore_file_dispatcher_new(asyncore_map *map,
         goto fail;
     d->io_kind = ASYNCORE__IO_FILE;
     /* epoll refuses regular files; select and poll call them ready. */
-    d->always_ready = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+    d->always_ready = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
+                      (S_ISCHR(st.st_mode) && !epoll_can_watch(dup_fd));
     d->connected = 1;
     d->connect_done = 1;
     asyncore__adopt_fd(d, dup_fd, AF_UNSPEC);

@@ -7,9 +7,10 @@
  * descriptor is set non-blocking, which affects the caller's descriptor
  * too since they share the open file description.
  *
- * Regular files and block devices cannot be watched by epoll; they are
- * treated as always ready, as select() and poll() report them, and are
- * served only by asyncore_loop() (not by a base the caller runs itself).
+ * Regular files, block devices and devices without poll support (such as
+ * /dev/null) cannot be watched by epoll; they are treated as always ready,
+ * as select() and poll() report them, and are served only by
+ * asyncore_loop() (not by a base the caller runs itself).
  */
 #ifndef ASYNCORE_FILE_H
 #define ASYNCORE_FILE_H
