@@ -13,5 +13,6 @@
 #include <asyncore/loop.h>
 #include <asyncore/send.h>
 #include <asyncore/file.h>
+#include <asyncore/chat.h>
 
 #endif /* ASYNCORE_H */
