@@ -14,6 +14,28 @@
 typedef int (*addr_op)(asyncore_dispatcher *, const struct sockaddr *,
                        socklen_t);
 
+/* Attempt @op on one address, creating a socket of its family if there is
+ * none; a socket created for a failed attempt is dropped again so that the
+ * next family can be tried and a total failure leaves no socket behind. */
+static int try_addr(asyncore_dispatcher *d, const struct sockaddr *sa,
+                    socklen_t len, addr_op op)
+{
+    int created = 0, err;
+
+    if (d->fd < 0) {
+        if (asyncore_create_socket(d, sa->sa_family, SOCK_STREAM) < 0)
+            return -1;
+        created = 1;
+    }
+    if (op(d, sa, len) == 0)
+        return 0;
+    err = errno;
+    if (created && !d->closed && d->fd >= 0)
+        asyncore__drop_socket(d);
+    errno = err;
+    return -1;
+}
+
 static int unix_op(asyncore_dispatcher *d, const char *path, addr_op op)
 {
     struct sockaddr_un un = { .sun_family = AF_UNIX };
@@ -24,34 +46,19 @@ static int unix_op(asyncore_dispatcher *d, const char *path, addr_op op)
         return -1;
     }
     memcpy(un.sun_path, path, n);
-    return op(d, (struct sockaddr *)&un,
-              (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1));
+    return try_addr(d, (struct sockaddr *)&un,
+                    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1),
+                    op);
 }
 
-/*
- * Try each address getaddrinfo() gives, in its order, until one works.
- * Without a socket yet, one of each address's family is created for the
- * attempt; a failed attempt's socket is dropped so the next family can be
- * tried.
- */
-static int host_op(asyncore_dispatcher *d, const char *host, unsigned port,
+/* Try each address getaddrinfo() gives, in its order, until one works. */
+static int inet_op(asyncore_dispatcher *d, const char *host, unsigned port,
                    addr_op op, int passive)
 {
     struct addrinfo hints = { 0 }, *res, *ai;
     char service[8];
     int rc, err = EHOSTUNREACH;
 
-    if (asyncore__check(d) < 0)
-        return -1;
-    if (host == NULL || port > 65535) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (d->fd < 0 && host[0] == '/' &&
-        asyncore_create_socket(d, AF_UNIX, SOCK_STREAM) < 0)
-        return -1;
-    if (d->fd >= 0 && d->family == AF_UNIX)
-        return unix_op(d, host, op);
     if (host[0] == '\0')
         host = NULL; /* "" is every local address, as in asyncore's bind */
     hints.ai_family = d->fd >= 0 ? d->family : AF_UNSPEC;
@@ -64,29 +71,44 @@ static int host_op(asyncore_dispatcher *d, const char *host, unsigned port,
         return -1;
     }
     rc = -1;
-    for (ai = res; ai != NULL && rc < 0; ai = ai->ai_next) {
-        int created = 0;
+    for (ai = res; ai != NULL && rc < 0 && !d->closed; ai = ai->ai_next) {
         if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
             continue;
-        if (d->fd < 0) {
-            if (asyncore_create_socket(d, ai->ai_family, SOCK_STREAM) < 0) {
-                err = errno;
-                continue;
-            }
-            created = 1;
-        }
-        rc = op(d, ai->ai_addr, ai->ai_addrlen);
-        if (rc < 0) {
+        rc = try_addr(d, ai->ai_addr, ai->ai_addrlen, op);
+        if (rc < 0)
             err = errno;
-            if (created && !d->closed && ai->ai_next != NULL)
-                asyncore__drop_socket(d);
-        }
-        if (d->closed)
-            break;
     }
     freeaddrinfo(res);
     if (rc < 0)
         errno = err;
+    return rc;
+}
+
+/*
+ * A hook run by the attempt (handle_connect of an immediate connect) may
+ * close the dispatcher: hold it so that it outlives our own bookkeeping.
+ */
+static int host_op(asyncore_dispatcher *d, const char *host, unsigned port,
+                   addr_op op, int passive)
+{
+    int rc;
+
+    if (asyncore__check(d) < 0)
+        return -1;
+    if (host == NULL || port > 65535) {
+        errno = EINVAL;
+        return -1;
+    }
+    asyncore__hold(d);
+    if (d->fd >= 0 ? d->family == AF_UNIX : host[0] == '/')
+        rc = unix_op(d, host, op);
+    else
+        rc = inet_op(d, host, port, op, passive);
+    {
+        int err = errno;
+        asyncore__release(d);
+        errno = err;
+    }
     return rc;
 }
 

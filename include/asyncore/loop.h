@@ -22,7 +22,8 @@ extern "C" {
  *
  * Returns 0 when the map is empty, @count iterations ran, or
  * asyncore_loop_stop() was called.  Returns -1 with errno EBUSY when the
- * map's loop is already running (a hook tried to re-enter it), EDEADLK when
+ * map's loop is already running (a hook tried to re-enter it), EINVAL when
+ * @timeout is NaN, EDEADLK when
  * @timeout is negative and nothing at all is armed (the loop would sleep
  * forever), or the errno of a libevent failure.
  */
