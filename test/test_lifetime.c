@@ -42,6 +42,9 @@ static const char *const hook_names[] = {
     "close", "error", "expt", "readable", "writable",
 };
 
+/* Probes are static in each test: dispatchers left open are closed by
+ * th_teardown(), after the test returned, and their destroy hooks still
+ * note into them. */
 struct life {
     enum hook close_in;  /* the hook that closes the dispatcher */
     int armed;           /* predicates close only once this is set */
@@ -330,8 +333,9 @@ static void assert_closed_in(const struct life *p, const char *expected_seq)
 
 START_TEST(close_inside_handle_read_is_safe)
 {
-    struct life p = new_life(H_READ, 1, 0);
+    static struct life p;
     int fds[2];
+    p = new_life(H_READ, 1, 0);
 
     stream_pair(AF_UNIX, fds);
     adopt(&p, fds[0]);
@@ -345,8 +349,9 @@ END_TEST
 
 START_TEST(close_inside_handle_write_is_safe)
 {
-    struct life p = new_life(H_WRITE, 1, 1);
+    static struct life p;
     int fds[2];
+    p = new_life(H_WRITE, 1, 1);
 
     stream_pair(AF_UNIX, fds);
     adopt(&p, fds[0]);
@@ -363,10 +368,11 @@ START_TEST(close_inside_handle_connect_is_safe)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    struct life p = new_life(H_CONNECT, 1, 1);
+    static struct life p;
     asyncore_dispatcher *d;
     int lfd;
     FAMILY_OR_SKIP();
+    p = new_life(H_CONNECT, 1, 1);
 
     lfd = th_raw_listener(family, &ss, &len);
     d = asyncore_dispatcher_new(th_map, &plain_h, &p);
@@ -384,9 +390,10 @@ START_TEST(close_inside_handle_accept_is_safe)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    struct life p = new_life(H_ACCEPT, 1, 0);
+    static struct life p;
     int c;
     FAMILY_OR_SKIP();
+    p = new_life(H_ACCEPT, 1, 0);
 
     th_listener(th_map, family, &plain_h, &p, &ss, &len);
     c = th_raw_connect(&ss, len);
@@ -401,9 +408,10 @@ START_TEST(close_inside_handle_accepted_is_safe)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    struct life p = new_life(H_ACCEPTED, 1, 0);
+    static struct life p;
     int c;
     FAMILY_OR_SKIP();
+    p = new_life(H_ACCEPTED, 1, 0);
 
     th_listener(th_map, family, &plain_h, &p, &ss, &len);
     c = th_raw_connect(&ss, len);
@@ -418,9 +426,10 @@ END_TEST
  * must outlive both. */
 START_TEST(close_inside_handle_close_is_safe)
 {
-    struct life p = new_life(H_CLOSE, 1, 0);
+    static struct life p;
     int fds[2];
     FAMILY_OR_SKIP();
+    p = new_life(H_CLOSE, 1, 0);
 
     stream_pair(family, fds);
     adopt(&p, fds[0]);
@@ -435,10 +444,11 @@ START_TEST(close_inside_handle_error_is_safe)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    struct life p = new_life(H_ERROR, 1, 1);
+    static struct life p;
     asyncore_dispatcher *d;
     int fd;
     FAMILY_OR_SKIP();
+    p = new_life(H_ERROR, 1, 1);
 
     if (family == AF_UNIX)
         return; /* a refused AF_UNIX connect fails at once, with no hook */
@@ -460,9 +470,10 @@ END_TEST
 
 START_TEST(close_inside_handle_expt_is_safe)
 {
-    struct life p = new_life(H_EXPT, 1, 0);
+    static struct life p;
     int fds[2];
     FAMILY_OR_SKIP();
+    p = new_life(H_EXPT, 1, 0);
 
     if (family == AF_UNIX)
         return; /* no urgent data on AF_UNIX */
@@ -480,11 +491,12 @@ END_TEST
  * asyncore_set_socket() itself, 2 by asyncore_update_interest(). */
 static void close_inside_predicate(enum hook h, int how)
 {
-    struct life p = new_life(h, 1, 0);
+    static struct life p;
     asyncore_dispatcher *d;
     const char *seq = h == H_READABLE ? "readable,ret,destroy,"
                                       : "writable,ret,destroy,";
     int fds[2];
+    p = new_life(h, 1, 0);
 
     stream_pair(AF_UNIX, fds);
     ck_assert_int_eq(send(fds[1], "x", 1, 0), 1);
@@ -521,9 +533,10 @@ END_TEST
 
 START_TEST(second_close_of_a_held_dispatcher_fails_with_ebadf)
 {
-    struct life p = new_life(H_NONE, 0, 0);
+    static struct life p;
     asyncore_dispatcher *d;
     int fds[2];
+    p = new_life(H_NONE, 0, 0);
 
     stream_pair(AF_UNIX, fds);
     d = adopt(&p, fds[0]);
@@ -595,10 +608,12 @@ static void make_rivals(struct life *a, asyncore_dispatcher *da,
  * whose pending event must then never be dispatched. */
 START_TEST(closing_another_dispatcher_with_an_event_pending_skips_its_hooks)
 {
-    struct life a = new_life(H_NONE, 1, 0), b = new_life(H_NONE, 1, 0);
+    static struct life a, b;
     asyncore_dispatcher *da, *db;
     int fa[2], fb[2];
     FAMILY_OR_SKIP();
+    a = new_life(H_NONE, 1, 0);
+    b = new_life(H_NONE, 1, 0);
 
     stream_pair(family, fa);
     stream_pair(family, fb);
@@ -627,10 +642,12 @@ END_TEST
  * data of the other, in one iteration, in whichever order. */
 START_TEST(closing_another_dispatcher_with_urgent_data_pending_skips_its_hooks)
 {
-    struct life a = new_life(H_NONE, 1, 0), b = new_life(H_NONE, 1, 0);
+    static struct life a, b;
     asyncore_dispatcher *da, *db;
     int fa[2], fb[2];
     FAMILY_OR_SKIP();
+    a = new_life(H_NONE, 1, 0);
+    b = new_life(H_NONE, 1, 0);
 
     if (family == AF_UNIX)
         return;
@@ -680,10 +697,14 @@ static const asyncore_handlers close_all_h = {
 
 START_TEST(close_all_inside_a_hook_closes_everything_once)
 {
-    struct life a = new_life(H_NONE, 1, 0), b = new_life(H_NONE, 1, 0);
-    struct life c = new_life(H_NONE, 1, 0), e = new_life(H_NONE, 0, 0);
+    static struct life a, b;
+    static struct life c, e;
     asyncore_dispatcher *de;
     int fa[2], fb[2], fc[2];
+    a = new_life(H_NONE, 1, 0);
+    b = new_life(H_NONE, 1, 0);
+    c = new_life(H_NONE, 1, 0);
+    e = new_life(H_NONE, 0, 0);
 
     stream_pair(AF_UNIX, fa);
     stream_pair(AF_UNIX, fb);
@@ -722,8 +743,8 @@ static struct life spawned;
 static void spawn(asyncore_map *map)
 {
     int fds[2];
-
     spawned = new_life(H_NONE, 1, 0);
+
     stream_pair(AF_UNIX, fds);
     adopt_on(map, &plain_h, &spawned, fds[0]);
     ck_assert_int_eq(send(fds[1], "s", 1, 0), 1);
@@ -750,8 +771,9 @@ static const asyncore_handlers spawner_h = {
 
 START_TEST(creating_a_dispatcher_inside_a_hook_is_safe)
 {
-    struct life p = new_life(H_NONE, 1, 0);
+    static struct life p;
     int fds[2];
+    p = new_life(H_NONE, 1, 0);
 
     spawned = new_life(H_NONE, 0, 0); /* the last test's, if not forked */
 
@@ -785,8 +807,9 @@ static const asyncore_handlers destroy_spawner_h = {
 
 START_TEST(creating_a_dispatcher_inside_a_destroy_hook_is_safe)
 {
-    struct life p = new_life(H_READ, 1, 0);
+    static struct life p;
     int fds[2];
+    p = new_life(H_READ, 1, 0);
 
     spawned = new_life(H_NONE, 0, 0); /* the last test's, if not forked */
 
@@ -804,9 +827,10 @@ END_TEST
 
 START_TEST(map_free_closes_dispatchers_created_by_destroy_hooks)
 {
-    struct life p = new_life(H_NONE, 1, 0);
+    static struct life p;
     asyncore_map *map = asyncore_map_new(NULL);
     int fds[2];
+    p = new_life(H_NONE, 1, 0);
 
     spawned = new_life(H_NONE, 0, 0); /* the last test's, if not forked */
 
@@ -826,11 +850,12 @@ END_TEST
 
 START_TEST(a_held_closed_dispatcher_stays_readable_until_the_last_release)
 {
-    struct life p = new_life(H_NONE, 1, 1);
+    static struct life p;
     asyncore_dispatcher *d;
     char repr[200];
     int fds[2];
     FAMILY_OR_SKIP();
+    p = new_life(H_NONE, 1, 1);
 
     stream_pair(family, fds);
     d = adopt(&p, fds[0]);
@@ -878,8 +903,9 @@ static const asyncore_handlers hold_in_hook_h = {
 
 START_TEST(a_hold_taken_inside_a_hook_outlives_the_dispatch)
 {
-    struct life p = new_life(H_NONE, 1, 0);
+    static struct life p;
     int fds[2];
+    p = new_life(H_NONE, 1, 0);
 
     stream_pair(AF_UNIX, fds);
     adopt_on(th_map, &hold_in_hook_h, &p, fds[0]);
@@ -917,8 +943,9 @@ static const asyncore_handlers base_class_h = {
 
 START_TEST(handlers_destroy_runs_before_the_defaults_destroy)
 {
-    struct life p = new_life(H_NONE, 1, 1);
+    static struct life p;
     asyncore_dispatcher *d;
+    p = new_life(H_NONE, 1, 1);
 
     d = asyncore_dispatcher_new_ex(th_map, &derived_h, &base_class_h, &p, 0);
     ck_assert_ptr_nonnull(d);
@@ -935,11 +962,15 @@ START_TEST(map_free_closes_every_dispatcher_and_leaks_nothing)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    struct life l = new_life(H_NONE, 1, 1), u = new_life(H_NONE, 1, 1);
-    struct life n = new_life(H_NONE, 1, 1), h = new_life(H_NONE, 1, 1);
+    static struct life l, u;
+    static struct life n, h;
     asyncore_dispatcher *held;
     asyncore_map *map;
     int fds[2], gd[2], before = th_fd_count();
+    l = new_life(H_NONE, 1, 1);
+    u = new_life(H_NONE, 1, 1);
+    n = new_life(H_NONE, 1, 1);
+    h = new_life(H_NONE, 1, 1);
 
     map = asyncore_map_new(NULL);
     ck_assert_ptr_nonnull(map);
@@ -992,9 +1023,11 @@ static const asyncore_handlers map_freer_h = {
 
 START_TEST(map_free_inside_a_hook_fails_with_ebusy_and_frees_nothing)
 {
-    struct life p = new_life(H_NONE, 1, 0), q = new_life(H_NONE, 1, 0);
+    static struct life p, q;
     asyncore_dispatcher *d;
     int fds[2], other[2];
+    p = new_life(H_NONE, 1, 0);
+    q = new_life(H_NONE, 1, 0);
 
     stream_pair(AF_UNIX, fds);
     stream_pair(AF_UNIX, other);
@@ -1048,7 +1081,7 @@ static int census_cb(const struct event_base *base, const struct event *ev,
 
 START_TEST(a_map_on_a_caller_base_lives_beside_the_callers_events)
 {
-    struct life p = new_life(H_NONE, 1, 0);
+    static struct life p;
     struct timeval soon = { 0, 20000 }, later = { 3600, 0 };
     struct event_base *base = event_base_new();
     struct event *pipe_ev, *timer, *long_timer;
@@ -1056,6 +1089,7 @@ START_TEST(a_map_on_a_caller_base_lives_beside_the_callers_events)
     asyncore_map *map;
     int pp[2], fds[2], pipe_hits = 0, timer_hits = 0, long_hits = 0;
     double end;
+    p = new_life(H_NONE, 1, 0);
 
     ck_assert_ptr_nonnull(base);
     map = asyncore_map_new(base);
