@@ -61,7 +61,16 @@ asyncore_dispatcher *asyncore_file_dispatcher_new(asyncore_map *map,
     d->connected = 1;
     d->connect_done = 1;
     asyncore__adopt_fd(d, dup_fd, AF_UNSPEC);
+    /* A predicate that closes the dispatcher already here must not leave
+     * the caller with a freed pointer: report it as a failed creation. */
+    asyncore__hold(d);
     asyncore__interest_update(d);
+    if (d->closed) {
+        asyncore__release(d);
+        errno = ECANCELED;
+        return NULL;
+    }
+    asyncore__release(d);
     return d;
 fail:
     {

@@ -417,6 +417,46 @@ START_TEST(closing_a_file_whose_dispatch_is_queued_cancels_it)
 }
 END_TEST
 
+/* A predicate that closes the dispatcher when first asked, during creation:
+ * the caller gets NULL/ECANCELED, never a freed pointer, and nothing leaks. */
+static int create_destroys;
+
+static int close_when_asked(asyncore_dispatcher *d)
+{
+    asyncore_close(d);
+    return 0;
+}
+
+static void count_create_destroy(asyncore_dispatcher *d)
+{
+    (void)d;
+    create_destroys++;
+}
+
+static const asyncore_handlers closes_at_creation = {
+    .readable = close_when_asked,
+    .destroy = count_create_destroy,
+};
+
+START_TEST(a_predicate_closing_during_creation_fails_the_creation)
+{
+    int p[2], before;
+
+    ck_assert_int_eq(pipe(p), 0);
+    before = th_fd_count();
+    create_destroys = 0;
+    errno = 0;
+    ck_assert_ptr_null(asyncore_file_dispatcher_new(th_map, &closes_at_creation,
+                                                    NULL, p[0]));
+    ck_assert_int_eq(errno, ECANCELED);
+    ck_assert_int_eq(create_destroys, 1);
+    ck_assert_int_eq(th_fd_count(), before);
+    ck_assert_uint_eq(asyncore_map_count(th_map), 0);
+    close(p[0]);
+    close(p[1]);
+}
+END_TEST
+
 static Suite *file_suite(void)
 {
     Suite *s = suite_create("file");
@@ -426,6 +466,7 @@ static Suite *file_suite(void)
     tcase_set_timeout(tc, 10);
     tcase_add_test(tc, handle_read_gets_what_is_written_to_a_pipe_and_eof_closes);
     tcase_add_test(tc, send_writes_into_a_pipe);
+    tcase_add_test(tc, a_predicate_closing_during_creation_fails_the_creation);
     tcase_add_test(tc, closing_the_dispatcher_closes_only_its_duplicate);
     tcase_add_test(tc, a_file_dispatcher_over_a_socketpair_reads_and_writes);
     tcase_add_loop_test(tc, a_regular_file_reads_exactly_its_content, 0, NBACKENDS);

@@ -24,7 +24,8 @@ extern "C" {
 /**
  * Create a file_dispatcher over a duplicate of @fd; it is connected at once.
  * Errors: EINVAL (@handlers NULL or @fd < 0), EBADF (@fd not open),
- * EMFILE, ENOMEM.
+ * EMFILE, ENOMEM, ECANCELED (a readable()/writable() hook closed the new
+ * dispatcher when first asked; its destroy hook has run).
  */
 ASYNCORE_API asyncore_dispatcher *
 asyncore_file_dispatcher_new(asyncore_map *map, const asyncore_handlers *handlers,
