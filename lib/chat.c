@@ -292,6 +292,9 @@ static int step_bytes(asyncore_dispatcher *d, struct chat_state *st,
     struct evbuffer_ptr at;
     size_t keep;
 
+    /* From the head: all that is left there of earlier reads is a held
+     * prefix shorter than the terminator, so this resumes where the last
+     * search stopped, minus at most tlen - 1 bytes. */
     at = evbuffer_search(st->in, (const char *)st->term, tlen, NULL);
     if (at.pos >= 0) {
         /* asynchat never reports the empty string: neither do we. */

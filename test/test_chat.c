@@ -991,6 +991,58 @@ START_TEST(push_copies_and_push_reference_does_not)
 }
 END_TEST
 
+START_TEST(push_to_a_lost_peer_closes_and_releases_the_queue)
+{
+    struct rec r = { 0 };
+    struct src s = { 0 };
+    int ref_frees = 0, peer;
+    asyncore_dispatcher *c = chat_pair(&rec_handlers, &r, SOCK_STREAM, &peer);
+
+    ck_assert_int_eq(asyncore_dispatcher_hold(c), 0);
+    ck_assert_int_eq(asyncore_chat_set_out_buffer_size(c, 2), 0);
+    close(peer);
+    /* Queued behind a send that finds the connection lost (EPIPE): the
+     * push still succeeds, handle_close runs and releases everything. */
+    ck_assert_int_eq(asyncore_chat_push_with_producer(c, src_producer(&s, "abc", 1)),
+                     0);
+    ck_assert(asyncore_dispatcher_closed(c));
+    ck_assert_int_eq(s.frees, 1);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_push_reference(c, "x", 1, count_ref_free,
+                                                  &ref_frees),
+                     -1);
+    ck_assert_int_eq(errno, EBADF);
+    ck_assert_int_eq(ref_frees, 1);
+    ck_assert_int_eq(r.errors, 0);
+    asyncore_dispatcher_release(c);
+    ck_assert_int_eq(r.destroys, 1);
+}
+END_TEST
+
+START_TEST(initiate_send_returns_the_bytes_sent)
+{
+    struct rec r = { 0 };
+    int sv[2];
+    char got[16];
+    asyncore_dispatcher *c = asyncore_chat_new(th_map, &rec_handlers, &r);
+
+    ck_assert_ptr_nonnull(c);
+    push_str(c, "0123456789");
+    /* Not connected yet: nothing is sent. */
+    ck_assert_int_eq(asyncore_chat_initiate_send(c), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(asyncore_set_socket(c, sv[0]), 0);
+    ck_assert_int_eq(asyncore_chat_set_out_buffer_size(c, 6), 0);
+    ck_assert_int_eq(asyncore_chat_initiate_send(c), 6);
+    ck_assert_int_eq(asyncore_chat_initiate_send(c), 4);
+    ck_assert_int_eq(asyncore_chat_initiate_send(c), 0);
+    ck_assert_int_eq(recv(sv[1], got, sizeof(got), 0), 10);
+    ck_assert_int_eq(memcmp(got, "0123456789", 10), 0);
+    asyncore_close_all(th_map); /* before the hooks' state goes */
+    close(sv[1]);
+}
+END_TEST
+
 START_TEST(writable_while_unconnected_or_output_is_queued)
 {
     struct rec r = { 0 };
@@ -1721,6 +1773,8 @@ static Suite *chat_suite(void)
     tcase_add_test(rules, push_splits_sends_at_out_buffer_size);
     tcase_add_test(rules, producer_output_is_limited_by_out_buffer_size);
     tcase_add_test(rules, push_copies_and_push_reference_does_not);
+    tcase_add_test(rules, push_to_a_lost_peer_closes_and_releases_the_queue);
+    tcase_add_test(rules, initiate_send_returns_the_bytes_sent);
     tcase_add_test(rules, writable_while_unconnected_or_output_is_queued);
     tcase_add_test(rules, failing_producer_goes_to_handle_error_and_is_released);
     tcase_add_test(rules, long_terminator_is_copied_and_reported);

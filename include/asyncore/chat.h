@@ -36,14 +36,15 @@
  *   connected yet".
  *
  * LIFETIME
- *   What is still queued when the channel closes -- bytes, references and
- *   producers -- is released exactly once: by the default handle_close, by
- *   the channel's own read/write hooks when a hook closed it, and in any
- *   case before the channel's memory is freed.  In that last case (the
- *   program called asyncore_close() itself, outside the channel's hooks) the
- *   release comes after the handlers' destroy hook: a producer's or
- *   reference's free hook must not use state that hook frees, or the program
- *   calls asyncore_chat_discard_buffers() before closing.
+ *   What is still queued when the channel closes -- input, bytes,
+ *   references and producers -- is released exactly once: at once when the
+ *   close comes from the default handle_close or from a hook run by the
+ *   chat's own reading and sending (including the push functions), and in
+ *   any case before the channel's memory is freed.  In that last case (the
+ *   program called asyncore_close() itself, say from another dispatcher's
+ *   hook) the release comes after the handlers' destroy hook: a producer's
+ *   or reference's free hook must then not use state that hook frees, or
+ *   the program calls asyncore_chat_discard_buffers() before closing.
  *
  * ERRORS
  *   As everywhere (common.h, dispatcher.h): -1 with errno.  A chat function
