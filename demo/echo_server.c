@@ -190,9 +190,11 @@ static asyncore_dispatcher *start_server(void)
     /* Restart at once on the same port, despite old TIME_WAIT connections. */
     if (family != AF_UNIX && asyncore_set_reuse_addr(server) < 0)
         goto fail;
-    /* For AF_UNIX, asyncore_bind_host() takes the path as host. */
+    /* For AF_UNIX, asyncore_bind_host() takes the path as host.  A deep
+     * backlog lets a burst of connections in at once instead of in waves
+     * of SYN retries (the kernel caps it at net.core.somaxconn). */
     if (asyncore_bind_host(server, path ? path : addr, port) < 0 ||
-        asyncore_listen(server, 128) < 0)
+        asyncore_listen(server, 4096) < 0)
         goto fail;
     return server;
 fail:
