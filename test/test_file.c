@@ -417,6 +417,50 @@ START_TEST(closing_a_file_whose_dispatch_is_queued_cancels_it)
 }
 END_TEST
 
+/* epoll refuses /dev/null; select and poll call it ready, and so do we:
+ * reading it gives end-of-file at once, hence handle_close. */
+static int devnull_closes;
+
+static void read_devnull(asyncore_dispatcher *d)
+{
+    char buf[16];
+    (void)asyncore_recv(d, buf, sizeof(buf));
+}
+
+static void count_devnull_close(asyncore_dispatcher *d)
+{
+    devnull_closes++;
+    asyncore_close(d);
+}
+
+static int no_write_interest(asyncore_dispatcher *d)
+{
+    (void)d;
+    return 0;
+}
+
+static const asyncore_handlers devnull_reader = {
+    .handle_read = read_devnull,
+    .handle_close = count_devnull_close,
+    .writable = no_write_interest,
+};
+
+START_TEST(dev_null_is_always_ready_and_reads_end_of_file)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    asyncore_dispatcher *d;
+
+    ck_assert_int_ge(fd, 0);
+    devnull_closes = 0;
+    d = asyncore_file_dispatcher_new(th_map, &devnull_reader, NULL, fd);
+    close(fd);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(asyncore_loop(th_map, 1.0, 10), 0);
+    ck_assert_int_eq(devnull_closes, 1);
+    ck_assert_uint_eq(asyncore_map_count(th_map), 0);
+}
+END_TEST
+
 /* A predicate that closes the dispatcher when first asked, during creation:
  * the caller gets NULL/ECANCELED, never a freed pointer, and nothing leaks. */
 static int create_destroys;
@@ -467,6 +511,7 @@ static Suite *file_suite(void)
     tcase_add_test(tc, handle_read_gets_what_is_written_to_a_pipe_and_eof_closes);
     tcase_add_test(tc, send_writes_into_a_pipe);
     tcase_add_test(tc, a_predicate_closing_during_creation_fails_the_creation);
+    tcase_add_test(tc, dev_null_is_always_ready_and_reads_end_of_file);
     tcase_add_test(tc, closing_the_dispatcher_closes_only_its_duplicate);
     tcase_add_test(tc, a_file_dispatcher_over_a_socketpair_reads_and_writes);
     tcase_add_loop_test(tc, a_regular_file_reads_exactly_its_content, 0, NBACKENDS);
