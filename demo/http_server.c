@@ -1,0 +1,650 @@
+/*
+ * http_server.c -- serve the files under a directory over HTTP/1.1.
+ *
+ *   http_server [-b ADDR] [-p PORT] [-r ROOT]
+ *
+ * A small static file server in the medusa tradition: a listening
+ * dispatcher hands each connection to an async_chat channel, and the
+ * channel's terminators do the framing of requests:
+ *
+ *   request line, header lines   terminator "\r\n"
+ *   a request body (ignored)     terminator COUNT Content-Length
+ *
+ * Responses are pushed onto the channel's output queue: the header as
+ * bytes, the file as a producer that reads it 64 KiB at a time when the
+ * socket can take more, so a 1 GiB file never sits in memory.  Because the
+ * queue is a FIFO, pipelined requests are answered in order for free.
+ *
+ * GET and HEAD; keep-alive for HTTP/1.1 (and HTTP/1.0 that asks for it);
+ * 400 for malformed requests, 403, 404, 405 with Allow, 414 and 431 for
+ * oversized request lines and headers, 505 for HTTP/2 and later.  No path
+ * leaves ROOT: ".." segments are refused after percent-decoding, and the
+ * real path of every file (symlinks resolved) must lie under ROOT's.
+ *
+ * Exit status: 0 after SIGINT or SIGTERM, 1 on a runtime failure, 2 on bad
+ * usage.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include <asyncore.h>
+
+#include "http_parse.h"
+
+#define DEFAULT_ADDR "127.0.0.1"
+#define DEFAULT_PORT 8000
+/* Stop reading a client's requests while this much of its answers waits:
+ * a client that pipelines requests and never reads cannot grow our queue
+ * without end. */
+#define QUEUE_LIMIT_ENTRIES 16
+#define QUEUE_LIMIT_BYTES (256 * 1024)
+
+static struct {
+    const char *addr, *root;
+    long port;
+} opt = { DEFAULT_ADDR, ".", DEFAULT_PORT };
+
+static char root[PATH_MAX]; /* realpath of ROOT */
+static size_t root_len;
+static int got_signal;
+
+/* ---- files under ROOT ------------------------------------------------------- */
+
+/* Is the real path @p ROOT or inside it? */
+static int under_root(const char *p)
+{
+    if (root_len == 1)
+        return 1; /* ROOT is "/" */
+    return strncmp(p, root, root_len) == 0 &&
+           (p[root_len] == '\0' || p[root_len] == '/');
+}
+
+/* realpath() of @p, checked to stay under ROOT; an HTTP status. */
+static int real_file(const char *p, char *real, struct stat *sb)
+{
+    if (realpath(p, real) == NULL)
+        return errno == EACCES ? 403 : 404;
+    /* A symlink may point anywhere: what counts is where it lands. */
+    if (!under_root(real))
+        return 403;
+    if (stat(real, sb) < 0)
+        return errno == EACCES ? 403 : 404;
+    return 200;
+}
+
+/*
+ * Map a request target to a file: its real path in @real and its stat in
+ * @sb.  Returns 200, 301 (a directory without its '/': @location is set),
+ * or an error status.
+ */
+static int find_file(const char *target, char *real, struct stat *sb,
+                     char *location, size_t loc_size)
+{
+    char path[HTTP_TARGET_MAX], full[PATH_MAX + HTTP_TARGET_MAX];
+    size_t path_len;
+    long n;
+    int code;
+
+    /* The absolute form "http://host/path" (RFC 9112 3.2.2). */
+    if (strncasecmp(target, "http://", 7) == 0) {
+        target = strchr(target + 7, '/');
+        if (target == NULL)
+            target = "/";
+    }
+    if (target[0] != '/')
+        return 400;
+    path_len = strcspn(target, "?");
+    n = http_percent_decode(target, path_len, path, sizeof(path));
+    if (n < 0 || http_path_has_dotdot(path, (size_t)n))
+        return 400;
+    if ((size_t)snprintf(full, sizeof(full), "%s%s", root, path) >= PATH_MAX)
+        return 404;
+    if ((code = real_file(full, real, sb)) != 200)
+        return code;
+    if (S_ISDIR(sb->st_mode)) {
+        /* "/dir" to "/dir/", so that the page's relative links work. */
+        if (path[n - 1] != '/') {
+            snprintf(location, loc_size, "%.*s/%s", (int)path_len, target,
+                     target + path_len);
+            return 301;
+        }
+        strcat(full, "index.html"); /* room: PATH_MAX was checked above */
+        if ((code = real_file(full, real, sb)) != 200)
+            return code;
+    }
+    return S_ISREG(sb->st_mode) ? 200 : 403;
+}
+
+/* A producer that reads a file in chunks as the socket drains.  It opens
+ * the file on its first call: a client pipelining a thousand requests
+ * holds one open file, not a thousand. */
+struct file_body {
+    char *path;
+    int fd;
+    uint64_t left; /* bytes promised by Content-Length and not yet read */
+};
+
+static ssize_t file_more(void *arg, void *buf, size_t size)
+{
+    struct file_body *f = arg;
+    ssize_t n;
+
+    if (f->left == 0)
+        return 0;
+    if (f->fd < 0 &&
+        (f->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0)
+        return -1;
+    if (size > f->left)
+        size = (size_t)f->left;
+    n = read(f->fd, buf, size);
+    if (n == 0) {
+        /* The file shrank: the client would wait for the rest forever.
+         * The error closes the connection instead. */
+        errno = EIO;
+        return -1;
+    }
+    if (n > 0)
+        f->left -= (uint64_t)n;
+    return n;
+}
+
+static void file_free(void *arg)
+{
+    struct file_body *f = arg;
+
+    if (f->fd >= 0)
+        close(f->fd);
+    free(f->path);
+    free(f);
+}
+
+static asyncore_producer *file_producer(const char *path, uint64_t size)
+{
+    struct file_body *f = malloc(sizeof(*f));
+    asyncore_producer *p;
+
+    if (f == NULL || (f->path = strdup(path)) == NULL) {
+        free(f);
+        return NULL;
+    }
+    f->fd = -1;
+    f->left = size;
+    p = asyncore_producer_new(file_more, file_free, f);
+    if (p == NULL)
+        file_free(f);
+    return p;
+}
+
+/* ---- one client connection ---------------------------------------------------- */
+
+enum qstate {
+    Q_LINE,   /* the request line */
+    Q_HEADER, /* header lines, up to the empty one */
+    Q_BODY,   /* a request body, skipped: COUNT terminator */
+    Q_DONE    /* the last answer is queued: input is dropped */
+};
+
+struct client {
+    enum qstate st;
+    char *line;               /* the line being read, grown up to 8 KiB */
+    size_t line_len, line_cap, header_bytes;
+    /* the request being read */
+    char *target;
+    int head, other_method;   /* HEAD; neither GET nor HEAD */
+    int minor, bad_version;
+    int has_host, close_tok, keep_alive_tok, te;
+    int64_t length;           /* Content-Length, -1 if none */
+    int peer_closed;          /* EOF seen while answers were queued */
+};
+
+/* Queue one response: the header, and the body as @text or as the file
+ * @path of @size bytes.  Then either read the next request or close. */
+static void respond(asyncore_dispatcher *d, int code, const char *type,
+                    const char *text, const char *path, uint64_t size,
+                    const char *extra, int keep)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+    char head[1024 + HTTP_TARGET_MAX], date[64];
+    time_t t = time(NULL);
+    struct tm tm;
+    int n;
+
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&t, &tm));
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\nServer: http_server (libasyncore %s)\r\n"
+                 "Date: %s\r\nContent-Type: %s\r\nContent-Length: %" PRIu64 "\r\n"
+                 "%sConnection: %s\r\n\r\n",
+                 code, http_reason(code), asyncore_version(), date, type, size,
+                 extra ? extra : "", keep ? "keep-alive" : "close");
+    /* A failed push has closed the channel or left it without memory:
+     * either way it is dropped below. */
+    if (asyncore_chat_push(d, head, (size_t)n) < 0 ||
+        (!c->head && text && asyncore_chat_push(d, text, size) < 0) ||
+        (!c->head && path &&
+         asyncore_chat_push_with_producer(d, file_producer(path, size)) < 0)) {
+        if (!asyncore_dispatcher_closed(d))
+            asyncore_close(d);
+        return;
+    }
+    /* Forget the request: an error found in the next one's first line
+     * must not be answered as if it were a HEAD. */
+    free(c->target);
+    c->target = NULL;
+    c->head = 0;
+    if (!keep) {
+        c->st = Q_DONE;
+        asyncore_chat_close_when_done(d);
+        return;
+    }
+    c->st = Q_LINE;
+    asyncore_chat_set_terminator(d, "\r\n", 2);
+}
+
+/* An error page.  After a malformed request we cannot tell where the next
+ * one would start, so those close the connection. */
+static void respond_error(asyncore_dispatcher *d, int code, int keep)
+{
+    char text[128];
+
+    snprintf(text, sizeof(text), "%d %s\n", code, http_reason(code));
+    respond(d, code, "text/plain; charset=utf-8", text, NULL, strlen(text),
+            code == 405 ? "Allow: GET, HEAD\r\n" : NULL, keep);
+}
+
+/* The request is complete: find the file and answer. */
+static void serve(asyncore_dispatcher *d)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+    char real[PATH_MAX], location[HTTP_TARGET_MAX + 64];
+    char extra[sizeof(location) + 16];
+    /* HTTP/1.1 keeps the connection unless told; 1.0 only when asked. */
+    int keep = c->minor >= 1 ? !c->close_tok : c->keep_alive_tok;
+    struct stat sb;
+    int code = find_file(c->target, real, &sb, location, sizeof(location));
+
+    if (code == 200) {
+        respond(d, 200, http_content_type(real), NULL, real,
+                (uint64_t)sb.st_size, NULL, keep);
+    } else if (code == 301) {
+        snprintf(extra, sizeof(extra), "Location: %s\r\n", location);
+        respond(d, 301, "text/plain; charset=utf-8", "", NULL, 0, extra, keep);
+    } else {
+        respond_error(d, code, keep && code != 400);
+    }
+}
+
+/* The empty line: decide what to do with the request. */
+static void headers_done(asyncore_dispatcher *d)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+
+    if (c->bad_version)
+        respond_error(d, 505, 0);
+    else if (c->other_method)
+        respond_error(d, 405, 0); /* and its body, if any, is not read */
+    else if (c->te || (c->minor >= 1 && !c->has_host))
+        respond_error(d, 400, 0); /* a body we cannot frame; no Host */
+    else if (c->length > 0) {
+        c->st = Q_BODY; /* a GET with a body: skip it, then answer */
+        asyncore_chat_set_terminator_count(d, c->length);
+    } else
+        serve(d);
+}
+
+static void request_line(asyncore_dispatcher *d)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+    struct http_request_line rl;
+
+    if (c->line_len == 0)
+        return; /* empty lines before a request are allowed (RFC 9112 2.2) */
+    if (http_parse_request_line(c->line, c->line_len, &rl) < 0 ||
+        (c->target = strndup(rl.target, rl.target_len)) == NULL) {
+        respond_error(d, 400, 0);
+        return;
+    }
+    c->head = rl.method_len == 4 && memcmp(rl.method, "HEAD", 4) == 0;
+    c->other_method = !c->head && !(rl.method_len == 3 &&
+                                    memcmp(rl.method, "GET", 3) == 0);
+    c->bad_version = rl.major != 1;
+    c->minor = rl.minor;
+    c->has_host = c->close_tok = c->keep_alive_tok = c->te = 0;
+    c->length = -1;
+    c->header_bytes = c->line_len;
+    c->st = Q_HEADER;
+}
+
+static void header_line(asyncore_dispatcher *d)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+    const char *name, *value;
+    size_t nlen, vlen;
+    uint64_t n;
+
+    if (c->line_len == 0) {
+        headers_done(d);
+        return;
+    }
+    if (http_parse_header_line(c->line, c->line_len, &name, &nlen, &value,
+                               &vlen) < 0) {
+        respond_error(d, 400, 0);
+        return;
+    }
+    if (http_name_is(name, nlen, "Host")) {
+        c->has_host = 1;
+    } else if (http_name_is(name, nlen, "Connection")) {
+        c->close_tok |= http_list_has(value, vlen, "close");
+        c->keep_alive_tok |= http_list_has(value, vlen, "keep-alive");
+    } else if (http_name_is(name, nlen, "Transfer-Encoding")) {
+        c->te = 1;
+    } else if (http_name_is(name, nlen, "Content-Length")) {
+        if (http_parse_content_length(value, vlen, &n) < 0 ||
+            (c->length >= 0 && (uint64_t)c->length != n)) {
+            respond_error(d, 400, 0);
+            return;
+        }
+        c->length = (int64_t)n;
+    }
+}
+
+static void client_collect(asyncore_dispatcher *d, const void *data, size_t len)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+    size_t cap = c->line_cap;
+    char *p;
+
+    if (c->st == Q_BODY || c->st == Q_DONE)
+        return;
+    if (len > HTTP_LINE_MAX - c->line_len) {
+        respond_error(d, c->st == Q_LINE ? 414 : 431, 0);
+        return;
+    }
+    if (c->st == Q_HEADER && (c->header_bytes += len) > HTTP_HEADER_MAX) {
+        respond_error(d, 431, 0);
+        return;
+    }
+    while (cap < c->line_len + len)
+        cap = cap ? 2 * cap : 256;
+    if (cap != c->line_cap) {
+        if ((p = realloc(c->line, cap)) == NULL) {
+            asyncore_close(d);
+            return;
+        }
+        c->line = p;
+        c->line_cap = cap;
+    }
+    memcpy(c->line + c->line_len, data, len);
+    c->line_len += len;
+}
+
+static void client_found(asyncore_dispatcher *d)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+
+    switch (c->st) {
+    case Q_LINE:
+        request_line(d);
+        break;
+    case Q_HEADER:
+        if ((c->header_bytes += 2) > HTTP_HEADER_MAX)
+            respond_error(d, 431, 0);
+        else
+            header_line(d);
+        break;
+    case Q_BODY:
+        serve(d);
+        break;
+    case Q_DONE:
+        break;
+    }
+    c->line_len = 0;
+}
+
+/* Backpressure: no new requests while many answers wait to be sent.  The
+ * library asks again after each dispatch, so reading resumes by itself.
+ * Once the last answer is queued (Q_DONE), what the client still sends is
+ * read and dropped: closing with unread data would send a reset, which can
+ * destroy the answer before the client reads it. */
+static int client_readable(asyncore_dispatcher *d)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+    size_t bytes;
+    int entries = asyncore_chat_queued(d, &bytes);
+
+    if (c->peer_closed)
+        return 0; /* EOF is not read twice */
+    return c->st == Q_DONE ||
+           (entries < QUEUE_LIMIT_ENTRIES && bytes < QUEUE_LIMIT_BYTES);
+}
+
+/* The peer closed, maybe only its sending side after its last request (a
+ * half-close): it still gets the answers it asked for.  If the connection
+ * is really gone, sending them fails and brings us back here. */
+static void client_close(asyncore_dispatcher *d)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+
+    if (c->peer_closed || asyncore_dispatcher_last_error(d) != 0 ||
+        asyncore_chat_queued(d, NULL) == 0) {
+        asyncore_chat_handle_close(d); /* the parent's: close, drop the queue */
+        return;
+    }
+    c->peer_closed = 1;
+    if (c->st != Q_DONE) {
+        c->st = Q_DONE;
+        asyncore_chat_close_when_done(d);
+    }
+}
+
+static void client_destroy(asyncore_dispatcher *d)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+
+    free(c->line);
+    free(c->target);
+    free(c);
+}
+
+static const asyncore_chat_handlers client_handlers = {
+    .dispatcher = {
+        .readable = client_readable,
+        .handle_close = client_close,
+        .destroy = client_destroy,
+        /* handle_read, handle_write, writable: the chat class's. */
+    },
+    .collect_incoming_data = client_collect,
+    .found_terminator = client_found,
+};
+
+/* ---- the listener ------------------------------------------------------------- */
+
+static void server_accepted(asyncore_dispatcher *server, int fd,
+                            const struct sockaddr *addr, socklen_t len)
+{
+    struct client *c = calloc(1, sizeof(*c));
+    asyncore_dispatcher *d = NULL;
+
+    (void)addr, (void)len;
+    if (c != NULL)
+        d = asyncore_chat_new(asyncore_dispatcher_map(server), &client_handlers, c);
+    if (d == NULL || asyncore_set_socket(d, fd) < 0) {
+        close(fd); /* until set_socket succeeds, the descriptor is ours */
+        if (d != NULL)
+            asyncore_close(d); /* its destroy hook frees c */
+        else
+            free(c);
+        return;
+    }
+    /* A response is a header and a body in separate sends: without
+     * TCP_NODELAY the body would wait for the header's ACK. */
+    (void)asyncore_set_nodelay(d, 1);
+    asyncore_chat_set_terminator(d, "\r\n", 2);
+}
+
+static const asyncore_handlers server_handlers = {
+    .handle_accepted = server_accepted,
+};
+
+/* ---- setup ------------------------------------------------------------------- */
+
+/* SIGINT/SIGTERM: closing every dispatcher ends asyncore_loop(). */
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig, (void)what, (void)arg;
+    got_signal = 1;
+    asyncore_close_all(NULL);
+}
+
+/* The one line scripts wait for, with the port the kernel picked for -p 0. */
+static void print_listening(asyncore_dispatcher *server)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char host[NI_MAXHOST], port[NI_MAXSERV];
+
+    if (getsockname(asyncore_dispatcher_fd(server), (struct sockaddr *)&ss,
+                    &len) == 0 &&
+        getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), port,
+                    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        printf(ss.ss_family == AF_INET6 ? "listening on [%s]:%s\n"
+                                        : "listening on %s:%s\n",
+               host, port);
+    fflush(stdout);
+}
+
+static asyncore_dispatcher *start_server(void)
+{
+    int family = strchr(opt.addr, ':') ? AF_INET6 : AF_INET;
+    asyncore_dispatcher *server;
+
+    server = asyncore_dispatcher_new(NULL, &server_handlers, NULL);
+    if (server == NULL || asyncore_create_socket(server, family, SOCK_STREAM) < 0 ||
+        asyncore_set_reuse_addr(server) < 0 ||
+        asyncore_bind_host(server, opt.addr, (unsigned)opt.port) < 0 ||
+        asyncore_listen(server, 4096) < 0) {
+        fprintf(stderr, "http_server: cannot listen on %s port %ld: %s\n",
+                opt.addr, opt.port, strerror(errno));
+        return NULL;
+    }
+    return server;
+}
+
+static void usage(FILE *to)
+{
+    fputs("usage: http_server [-b ADDR] [-p PORT] [-r ROOT]\n", to);
+    if (to == stderr) {
+        fputs("Try 'http_server --help' for more.\n", to);
+        return;
+    }
+    fprintf(to,
+            "Serve the files under ROOT over HTTP/1.1 (GET and HEAD).\n"
+            "  -b ADDR   address to listen on, IPv4 or IPv6 (default %s)\n"
+            "  -p PORT   TCP port; 0 picks a free one (default %d)\n"
+            "  -r ROOT   directory to serve (default: the current one)\n"
+            "  -h, --help  show this help\n"
+            "Prints \"listening on HOST:PORT\" when ready; SIGINT or SIGTERM\n"
+            "stops it.\n",
+            DEFAULT_ADDR, DEFAULT_PORT);
+}
+
+static int parse_args(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    char *end;
+    int o;
+
+    argv[0] = (char *)"http_server"; /* getopt's messages: not libtool's path */
+    while ((o = getopt_long(argc, argv, "b:p:r:h", longopts, NULL)) != -1) {
+        switch (o) {
+        case 'b': opt.addr = optarg; break;
+        case 'r': opt.root = optarg; break;
+        case 'p':
+            errno = 0;
+            opt.port = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || opt.port < 0 || opt.port > 65535) {
+                fprintf(stderr, "http_server: bad port: %s\n", optarg);
+                return -1;
+            }
+            break;
+        case 'h': usage(stdout); exit(0);
+        default: return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "http_server: unexpected argument: %s\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+/* ROOT's real path, which every served file's must start with. */
+static int set_root(void)
+{
+    struct stat sb;
+
+    if (realpath(opt.root, root) == NULL || stat(root, &sb) < 0) {
+        fprintf(stderr, "http_server: %s: %s\n", opt.root, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "http_server: %s: %s\n", opt.root, strerror(ENOTDIR));
+        return -1;
+    }
+    root_len = strlen(root);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct event_base *base;
+    struct event *sigint = NULL, *sigterm = NULL;
+    asyncore_dispatcher *server;
+    int rc = 1;
+
+    if (parse_args(argc, argv) < 0) {
+        usage(stderr);
+        return 2;
+    }
+    if (set_root() < 0)
+        return 1;
+    /* The signal events live on the default map's base, beside the
+     * dispatchers: asyncore_loop() serves them too. */
+    base = asyncore_map_base(NULL);
+    if (base != NULL) {
+        sigint = evsignal_new(base, SIGINT, on_signal, NULL);
+        sigterm = evsignal_new(base, SIGTERM, on_signal, NULL);
+    }
+    if (sigint == NULL || sigterm == NULL || evsignal_add(sigint, NULL) < 0 ||
+        evsignal_add(sigterm, NULL) < 0) {
+        fprintf(stderr, "http_server: cannot watch signals\n");
+    } else if ((server = start_server()) != NULL) {
+        print_listening(server);
+        if (asyncore_loop(NULL, -1.0, ASYNCORE_FOREVER) < 0)
+            fprintf(stderr, "http_server: %s\n", strerror(errno));
+        else if (got_signal)
+            rc = 0;
+    }
+    if (sigint != NULL)
+        event_free(sigint);
+    if (sigterm != NULL)
+        event_free(sigterm);
+    asyncore_map_free(asyncore_map_default()); /* closes what is left */
+    return rc;
+}

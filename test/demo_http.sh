@@ -1,0 +1,623 @@
+#!/bin/sh
+# demo_http.sh -- http_client and http_server against peers we did not
+# write (python3's http.server, curl, the scripted servers of http_peer.py)
+# and against each other.
+#
+# Run by "make check" from the build directory.  The programs are found via
+# $HTTP_CLIENT/$HTTP_SERVER, else under $top_builddir/demo.
+# $DEMO_WRAPPER, if set, is put in front of every demo command, e.g.
+#   DEMO_WRAPPER="./libtool --mode=execute valgrind -q --error-exitcode=99"
+# Every wait is bounded; exit 77 (skip) if python3 or curl is missing.
+
+here=$(cd "$(dirname "$0")" && pwd)
+top_builddir=${top_builddir:-.}
+CLIENT=${HTTP_CLIENT:-$top_builddir/demo/http_client}
+SERVER=${HTTP_SERVER:-$top_builddir/demo/http_server}
+PEER=$here/http_peer.py
+WRAP=${DEMO_WRAPPER:-}
+
+for tool in python3 curl timeout sha256sum; do
+    if ! command -v $tool >/dev/null 2>&1; then
+        echo "SKIP: $tool is not installed"
+        exit 77
+    fi
+done
+for prog in "$CLIENT" "$SERVER"; do
+    if [ ! -x "$prog" ]; then
+        echo "FAIL: $prog not built"
+        exit 1
+    fi
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/demo_http.XXXXXX") || exit 1
+pids=
+cleanup() {
+    for p in $pids; do kill -9 "$p" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE
+
+passed=0 failed=0
+pass() { passed=$((passed + 1)); echo "PASS: $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
+skip() { echo "SKIP: $1"; }
+# check NAME CMD...: CMD's status decides.
+check() { name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
+
+# A timeout long enough for valgrind, short enough to end a hung test.
+T=60
+
+# start NAME CMD...: run a server in the background and wait for its ready
+# line: "listening on HOST:PORT", or python's "Serving HTTP on ... port N".
+# Sets $pid, $out (its output files without .out/.err), $addr and $port.
+n=0
+start() {
+    n=$((n + 1))
+    out=$tmp/$1.$n
+    shift
+    "$@" >"$out.out" 2>"$out.log" &
+    pid=$!
+    pids="$pids $pid"
+    if ! timeout $T sh -c "until grep -qsE '^(listening on|Serving HTTP on) ' '$out.out'; do
+                             kill -0 $pid 2>/dev/null || exit 1; sleep 0.05; done"; then
+        echo "server did not start: $*"; cat "$out.log"
+        return 1
+    fi
+    addr=$(sed -n 's/^listening on //p' "$out.out")
+    if [ -z "$addr" ]; then
+        port=$(sed -n 's/^Serving HTTP on .* port \([0-9]*\) .*/\1/p' "$out.out")
+        addr=127.0.0.1:$port
+    fi
+    port=${addr##*:}
+}
+
+# finish PID: wait at most $T seconds for it to exit; its status in $status.
+finish() {
+    if ! timeout $T sh -c "while kill -0 $1 2>/dev/null; do sleep 0.05; done"; then
+        echo "process $1 did not exit"
+        kill -9 "$1" 2>/dev/null
+    fi
+    wait "$1"
+    status=$?
+}
+stop() { kill -TERM "$1" 2>/dev/null; finish "$1"; }
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+# same A B: B exists and has A's SHA-256.
+same() { [ -f "$2" ] && [ "$(sha "$1")" = "$(sha "$2")" ]; }
+
+# client TAG ARGS...: run http_client; status in $status, output in
+# $tmp/TAG.out and $tmp/TAG.err.
+client() {
+    tag=$1; shift
+    timeout $T $WRAP "$CLIENT" "$@" >"$tmp/$tag.out" 2>"$tmp/$tag.err"
+    status=$?
+}
+
+# fetched TAG ARGS...: the client exits 0 and says nothing.
+fetched() {
+    client "$@"
+    cat "$tmp/$1.err"
+    [ $status -eq 0 ] && [ ! -s "$tmp/$1.err" ]
+}
+
+# fails_with TAG REGEX ARGS...: the client exits 1 with exactly one line on
+# stderr, matching the extended REGEX.
+fails_with() {
+    ftag=$1 fre=$2; shift 2
+    client "$ftag" "$@"
+    cat "$tmp/$ftag.err"
+    [ $status -eq 1 ] && [ "$(wc -l <"$tmp/$ftag.err")" -eq 1 ] &&
+        grep -qE "$fre" "$tmp/$ftag.err"
+}
+
+# empty_dir DIR: DIR has no entry at all (no file, no .part).
+empty_dir() { [ -z "$(ls -A "$1")" ]; }
+
+# ---- the files served ---------------------------------------------------------
+
+root=$tmp/root
+mkdir -p "$root/dir" "$root/emptydir"
+: >"$root/zero"
+head -c 1 /dev/urandom >"$root/one"
+head -c $((1 << 20)) /dev/urandom >"$root/mib"
+head -c $((20 << 20)) /dev/urandom >"$root/big"
+printf '<h1>index</h1>\n' >"$root/dir/index.html"
+printf '<p>page</p>\n' >"$root/page.html"
+printf 'spaced\n' >"$root/a b.txt"
+ln -s /etc "$root/escape"     # a symlink out of ROOT
+ln -s mib "$root/inside"      # one that stays in
+SIZES="zero one mib big"
+
+# ---- http_client against python3 -m http.server ------------------------------
+
+if start pyhttp python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$root"; then
+    py=$addr
+    py_file() {
+        rm -f "$tmp/o.$1"
+        fetched "py.$1" -o "$tmp/o.$1" "http://$py/$1" && same "$root/$1" "$tmp/o.$1" &&
+            [ ! -e "$tmp/o.$1.part" ]
+    }
+    for f in $SIZES; do
+        check "client -o fetches '$f' ($(wc -c <"$root/$f") B) from python http.server (SHA-256)" \
+            py_file "$f"
+    done
+    to_stdout() { fetched py.stdout "http://$py/mib" && same "$root/mib" "$tmp/py.stdout.out"; }
+    check "client with one URL and no -o writes the body to stdout" to_stdout
+
+    several() {
+        rm -rf "$tmp/several"; mkdir "$tmp/several"
+        fetched py.several -O "$tmp/several" "http://$py/zero" "http://$py/one" \
+            "http://$py/mib" "http://$py/big" || return 1
+        for f in $SIZES; do same "$root/$f" "$tmp/several/$f" || return 1; done
+        [ "$(ls -A "$tmp/several" | wc -l)" -eq 4 ]
+    }
+    check "client -O DIR fetches 0 B, 1 B, 1 MiB and 20 MiB at once (SHA-256, no .part left)" several
+else
+    fail "python3 -m http.server starts"
+fi
+
+# ---- concurrency: a server that answers only two connections at once ---------
+
+if start barrier python3 "$PEER" barrier; then
+    b2=$(sed -n 's/^second port //p' "$out.out")
+    concurrent() {
+        rm -rf "$tmp/conc"; mkdir "$tmp/conc"
+        fetched conc -c 2 -t 20 -O "$tmp/conc" "http://$addr/a" "http://127.0.0.1:$b2/b" &&
+            [ "$(cat "$tmp/conc/a" "$tmp/conc/b")" = "$(printf 'ok\nok')" ]
+    }
+    check "client -c 2 has two connections open at once (to two servers)" concurrent
+    stop $pid
+fi
+if start barrier1 python3 "$PEER" barrier; then
+    b2=$(sed -n 's/^second port //p' "$out.out")
+    rm -rf "$tmp/conc1"; mkdir "$tmp/conc1"
+    # The first connection waits alone and times out; the second then
+    # completes the barrier with the first's (abandoned) server thread.
+    check "client -c 1 opens one connection at a time (the barrier server times out)" \
+        fails_with conc1 '^http_client: timeout: no data from 127\.0\.0\.1:[0-9]+ for 1 s for ' \
+        -c 1 -t 1 -O "$tmp/conc1" "http://$addr/a" "http://127.0.0.1:$b2/b"
+    stop $pid
+fi
+
+# ---- chunked transfer coding ----------------------------------------------------
+
+if start chunked python3 "$PEER" chunked --root "$root"; then
+    chunked_all() {
+        rm -rf "$tmp/chunked"; mkdir "$tmp/chunked"
+        fetched chunked -O "$tmp/chunked" "http://$addr/zero" "http://$addr/one" \
+            "http://$addr/mib" "http://$addr/big" || return 1
+        for f in $SIZES; do same "$root/$f" "$tmp/chunked/$f" || return 1; done
+    }
+    check "client decodes chunked bodies of 0 B..20 MiB in random chunks, with extensions and trailers" \
+        chunked_all
+    stop $pid
+else
+    fail "chunked peer starts"
+fi
+
+# ---- keep-alive ------------------------------------------------------------------
+
+if start keepalive python3 "$PEER" keepalive --root "$root" --count-file "$tmp/conns"; then
+    ka=$addr
+    reused() {
+        rm -rf "$tmp/ka"; mkdir "$tmp/ka"
+        fetched ka -O "$tmp/ka" "http://$ka/zero" "http://$ka/one" "http://$ka/mib" \
+            "http://$ka/big" "http://$ka/interim/page.html" || return 1
+        for f in $SIZES page.html; do same "$root/$f" "$tmp/ka/$f" || return 1; done
+        echo "connections accepted: $(cat "$tmp/conns")"
+        [ "$(cat "$tmp/conns")" -eq 1 ]
+    }
+    check "client fetches 5 URLs of one server over 1 kept-alive connection (and skips a 100 Continue)" \
+        reused
+    eof_body() {
+        fetched eof -o "$tmp/eof.bin" "http://$ka/eof/mib" && same "$root/mib" "$tmp/eof.bin"
+    }
+    check "client reads an HTTP/1.0 body without length until the server closes" eof_body
+    stop $pid
+else
+    fail "keep-alive peer starts"
+fi
+
+if start drop python3 "$PEER" keepalive --drop --root "$root" --count-file "$tmp/dconns"; then
+    dropped() {
+        rm -rf "$tmp/drop"; mkdir "$tmp/drop"
+        fetched drop -O "$tmp/drop" "http://$addr/one" "http://$addr/mib" \
+            "http://$addr/page.html" || return 1
+        for f in one mib page.html; do same "$root/$f" "$tmp/drop/$f" || return 1; done
+        [ "$(cat "$tmp/dconns")" -eq 3 ]
+    }
+    check "client sends a GET again when a kept-alive connection was closed under it" dropped
+    stop $pid
+fi
+
+# ---- redirects ---------------------------------------------------------------------
+
+if start redirect python3 "$PEER" redirect; then
+    rd=$addr
+    five() { fetched hop5 "http://$rd/hop/5" && [ "$(cat "$tmp/hop5.out")" = arrived ]; }
+    check "client follows 5 relative redirects (301, 302, 303, 307, 308)" five
+    check "client gives up after 5 redirects" \
+        fails_with hop6 "^http_client: more than 5 redirects for http://$rd/hop/6\$" \
+        "http://$rd/hop/6"
+    check "client stops a redirect loop" \
+        fails_with loop "^http_client: more than 5 redirects for http://$rd/loop\$" \
+        "http://$rd/loop"
+    dots() { fetched dots "http://$rd/dots/a/b" && [ "$(cat "$tmp/dots.out")" = arrived ]; }
+    check "client resolves Location '../../hop/0' against /dots/a/b" dots
+    check "client refuses a redirect to https" \
+        fails_with rdhttps "^http_client: redirect to https, which is not supported yet \\(no TLS\\) for http://$rd/https\$" \
+        "http://$rd/https"
+    check "client reports a 302 without Location as HTTP 302" \
+        fails_with noloc "^http_client: HTTP 302 for http://$rd/nolocation\$" \
+        "http://$rd/nolocation"
+else
+    fail "redirect peer starts"
+fi
+
+# ---- error cases: no file is left behind ------------------------------------------------
+
+if start cmb python3 "$PEER" close-mid-body; then
+    trunc_file() {
+        fails_with trunc "^http_client: truncated body: got 5000 of 100000 bytes for http://$addr/len\$" \
+            -o "$tmp/trunc.bin" "http://$addr/len" &&
+            [ ! -e "$tmp/trunc.bin" ] && [ ! -e "$tmp/trunc.bin.part" ]
+    }
+    check "client: server closes mid-body (Content-Length): exit 1, no file, no .part" trunc_file
+    trunc_dir() {
+        rm -rf "$tmp/tdir"; mkdir "$tmp/tdir"
+        fails_with truncd "^http_client: truncated chunked body: 127\\.0\\.0\\.1:$port closed before the last chunk for http://$addr/chunked\$" \
+            -O "$tmp/tdir" "http://$addr/chunked" && empty_dir "$tmp/tdir"
+    }
+    check "client: server closes mid-chunk: exit 1, DIR left empty" trunc_dir
+    check "client: server closes without answering: 'empty reply'" \
+        fails_with emptyr "^http_client: empty reply from 127\\.0\\.0\\.1:$port for http://$addr/empty\$" \
+        "http://$addr/empty"
+    stop $pid
+fi
+
+if start garbage python3 "$PEER" garbage-status; then
+    check "client: garbage status line: exit 1 with a message" \
+        fails_with garbage "^http_client: malformed status line from 127\\.0\\.0\\.1:$port for http://$addr/\$" \
+        -o "$tmp/garbage.bin" "http://$addr/"
+    check "client: no file after a garbage status line" test ! -e "$tmp/garbage.bin"
+    stop $pid
+fi
+
+if start huge python3 "$PEER" huge-header; then
+    check "client: a 10 KiB header line is refused (8 KiB cap)" \
+        fails_with hline "^http_client: header line longer than 8 KiB from 127\\.0\\.0\\.1:$port for http://$addr/line\$" \
+        "http://$addr/line"
+    check "client: 100 KiB of header lines are refused (64 KiB cap)" \
+        fails_with hblock "^http_client: response header larger than 64 KiB from 127\\.0\\.0\\.1:$port for http://$addr/block\$" \
+        "http://$addr/block"
+    big_ok() { fetched hok "http://$addr/ok" && [ "$(cat "$tmp/hok.out")" = fine ]; }
+    check "client accepts 60 KiB of header lines" big_ok
+    stop $pid
+fi
+
+if start badchunk python3 "$PEER" bad-chunk; then
+    check "client: chunk size 'zz' is refused" \
+        fails_with bsize "^http_client: bad chunk size from 127\\.0\\.0\\.1:$port for http://$addr/size\$" \
+        "http://$addr/size"
+    check "client: chunk data without its CRLF is refused" \
+        fails_with bcrlf "^http_client: bad chunk from 127\\.0\\.0\\.1:$port: no CRLF after its data for http://$addr/crlf\$" \
+        "http://$addr/crlf"
+    stop $pid
+fi
+
+if start slow python3 "$PEER" slow; then
+    check "client -t 1: a server that never answers times out" \
+        fails_with slow "^http_client: timeout: no data from 127\\.0\\.0\\.1:$port for 1 s for http://$addr/\$" \
+        -t 1 "http://$addr/"
+    stalled() {
+        fails_with stall "^http_client: timeout: no data from 127\\.0\\.0\\.1:$port for 1 s for http://$addr/body\$" \
+            -t 1 -o "$tmp/stall.bin" "http://$addr/body" &&
+            [ ! -e "$tmp/stall.bin" ] && [ ! -e "$tmp/stall.bin.part" ]
+    }
+    check "client -t 1: a body that stalls halfway times out, no file left" stalled
+    stop $pid
+fi
+
+if start reset python3 "$PEER" reset; then
+    check "client: a reset connection: exit 1 with a message" \
+        fails_with reset "^http_client: connection to 127\\.0\\.0\\.1:$port lost: Connection reset by peer for http://$addr/\$" \
+        "http://$addr/"
+    stop $pid
+fi
+
+free_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+check "client: refused port: exit 1 naming host:port" \
+    fails_with refused "^http_client: cannot connect to 127\\.0\\.0\\.1:$free_port: Connection refused for http://127\\.0\\.0\\.1:$free_port/x\$" \
+    "http://127.0.0.1:$free_port/x"
+check "client: unknown host: exit 1 naming it" \
+    fails_with unknown "^http_client: unknown host nosuch\\.invalid for http://nosuch\\.invalid/\$" \
+    "http://nosuch.invalid/"
+check "client: ftp:// URL: exit 1, bad URL" \
+    fails_with ftp '^http_client: bad URL \(only http:// URLs are supported\): ftp://example\.com/$' \
+    "ftp://example.com/"
+check "client: https:// URL: exit 1, not supported yet" \
+    fails_with https '^http_client: https is not supported yet \(no TLS\): https://example\.com/$' \
+    "https://example.com/"
+check "client: 'http://[::1/' is a bad URL" \
+    fails_with badv6 '^http_client: bad URL ' "http://[::1/"
+check "client: port 99999 is a bad URL" \
+    fails_with badport '^http_client: bad URL ' "http://127.0.0.1:99999/"
+
+# ---- http_server: correct bytes, to curl and to our client ---------------------------
+
+if start server $WRAP "$SERVER" -p 0 -r "$root"; then
+    srv=$pid sa=$addr
+    one_line() {
+        case $port in ''|0|*[!0-9]*) return 1;; esac
+        [ "$(wc -l <"$out.out")" -eq 1 ] && [ "$addr" = "127.0.0.1:$port" ]
+    }
+    check "server prints one 'listening on 127.0.0.1:PORT' line for -p 0" one_line
+
+    for f in $SIZES; do
+        curl_bytes() {
+            timeout $T curl -sS -f -o "$tmp/c.$1" "http://$sa/$1" && same "$root/$1" "$tmp/c.$1"
+        }
+        check "server sends '$f' ($(wc -c <"$root/$f") B) to curl (SHA-256)" curl_bytes "$f"
+    done
+
+    ours() {
+        rm -rf "$tmp/ours"; mkdir "$tmp/ours"
+        fetched ours -O "$tmp/ours" "http://$sa/zero" "http://$sa/one" "http://$sa/mib" \
+            "http://$sa/big" "http://$sa/dir" || return 1
+        for f in $SIZES; do same "$root/$f" "$tmp/ours/$f" || return 1; done
+        same "$root/dir/index.html" "$tmp/ours/dir"
+    }
+    check "client -O fetches every size from our server, and follows /dir to /dir/index.html" ours
+    away() {
+        rm -rf "$tmp/away"; mkdir "$tmp/away"
+        fetched away -O "$tmp/away" "http://$rd/away?to=http://$sa/mib" &&
+            same "$root/mib" "$tmp/away/away"
+    }
+    [ -n "${rd:-}" ] &&
+        check "client follows a redirect to another server, saving under the first URL's name" away
+    check "client: 404 from our server: exit 1, 'HTTP 404 for URL', no file" \
+        fails_with c404 "^http_client: HTTP 404 for http://$sa/missing\$" \
+        -o "$tmp/c404.bin" "http://$sa/missing"
+    test ! -e "$tmp/c404.bin" || fail "client left a file after a 404"
+    mixed() {
+        rm -rf "$tmp/mixed"; mkdir "$tmp/mixed"
+        fails_with mixed "^http_client: HTTP 404 for http://$sa/missing\$" \
+            -O "$tmp/mixed" "http://$sa/missing" "http://$sa/mib" &&
+            same "$root/mib" "$tmp/mixed/mib" && [ "$(ls -A "$tmp/mixed")" = mib ]
+    }
+    check "client: one 404 among two URLs: exit 1, the other one saved" mixed
+
+    # code URL [CURL-ARGS]: the status code curl gets.
+    code() { u=$1; shift; timeout $T curl -s -o "$tmp/body" -w '%{http_code}' "$@" "$u"; }
+    head_ok() {
+        timeout $T curl -sS -I "http://$sa/big" >"$tmp/head" &&
+            grep -q '^HTTP/1.1 200 OK' "$tmp/head" &&
+            grep -qi "^Content-Length: $((20 << 20))" "$tmp/head"
+    }
+    check "server: HEAD gives 200 and the file's Content-Length" head_ok
+    check "server: 404 for a missing file" test "$(code "http://$sa/missing")" = 404
+    # refused URL CODE [CURL-ARGS]: that code, and no password file in the body.
+    refused() {
+        u=$1 want=$2; shift 2
+        [ "$(code "$u" "$@")" = "$want" ] && ! grep -q '^root:' "$tmp/body"
+    }
+    check "server: /../etc/passwd (curl --path-as-is) is refused with 400" \
+        refused "http://$sa/../etc/passwd" 400 --path-as-is
+    check "server: /%2e%2e/etc/passwd is refused with 400" \
+        refused "http://$sa/%2e%2e/etc/passwd" 400
+    check "server: /dir/%2E%2E%2F%2E%2E%2Fetc/passwd is refused with 400" \
+        refused "http://$sa/dir/%2E%2E%2F%2E%2E%2Fetc/passwd" 400
+    check "server: a symlink out of ROOT (escape -> /etc) gives 403" \
+        refused "http://$sa/escape/passwd" 403
+    inside() { [ "$(code "http://$sa/inside")" = 200 ] && same "$root/mib" "$tmp/body"; }
+    check "server: a symlink inside ROOT is served" inside
+    check "server: bad percent-encoding (%zz) gives 400" test "$(code "http://$sa/%zz")" = 400
+    spaced() { [ "$(code "http://$sa/a%20b.txt")" = 200 ] && same "$root/a b.txt" "$tmp/body"; }
+    check "server: /a%20b.txt serves 'a b.txt'" spaced
+    post() {
+        timeout $T curl -s -D "$tmp/post" -o /dev/null -X POST -d x "http://$sa/one" &&
+            grep -q '^HTTP/1.1 405 ' "$tmp/post" && grep -q '^Allow: GET, HEAD' "$tmp/post"
+    }
+    check "server: POST gives 405 with 'Allow: GET, HEAD'" post
+    dir_redirect() {
+        timeout $T curl -s -D "$tmp/dirh" -o /dev/null "http://$sa/dir?x=1" &&
+            grep -q '^HTTP/1.1 301 ' "$tmp/dirh" && grep -q '^Location: /dir/?x=1' "$tmp/dirh"
+    }
+    check "server: /dir redirects (301) to /dir/, keeping the query" dir_redirect
+    index() { [ "$(code "http://$sa/dir/")" = 200 ] && same "$root/dir/index.html" "$tmp/body"; }
+    check "server: /dir/ serves dir/index.html" index
+    check "server: a directory without index.html gives 404" \
+        test "$(code "http://$sa/emptydir/")" = 404
+    ctype() {
+        timeout $T curl -s -D "$tmp/ct" -o /dev/null "http://$sa/page.html" &&
+            grep -q '^Content-Type: text/html' "$tmp/ct"
+    }
+    check "server: Content-Type text/html for .html" ctype
+    keepalive() {
+        timeout $T curl -sv -o /dev/null -o /dev/null "http://$sa/one" "http://$sa/mib" \
+            2>"$tmp/curlv" && grep -q 'Re-using existing connection' "$tmp/curlv"
+    }
+    check "server keeps the connection alive: curl re-uses it for a second URL" keepalive
+    http10() {
+        timeout $T curl -s -0 -D "$tmp/h10" -o /dev/null "http://$sa/one" &&
+            grep -q '^Connection: close' "$tmp/h10"
+    }
+    check "server closes after an HTTP/1.0 request" http10
+
+    # raw TAG [--half-close]: send stdin to the server as one write, the
+    # reply in $tmp/TAG.
+    raw() { t=$1; shift; timeout $T python3 "$PEER" raw "$sa" "$@" >"$tmp/$t"; }
+    pipelined() {
+        printf 'HEAD /one HTTP/1.1\r\nHost: x\r\n\r\nGET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /page.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+            raw pipe || return 1
+        # Three answers, in order; HEAD's without a body, so the bytes after
+        # each header are exactly its Content-Length.
+        python3 - "$tmp/pipe" "$root/one" "$root/page.html" <<'EOF'
+import sys
+data = open(sys.argv[1], "rb").read()
+one, page = open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
+for body in (b"", one, page):
+    head, sep, data = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
+    assert sep and data[:len(body)] == body
+    data = data[len(body):]
+assert data == b"", data
+EOF
+    }
+    check "server answers 3 pipelined requests in order; HEAD has no body" pipelined
+    half_close() {
+        printf 'GET /mib HTTP/1.1\r\nHost: x\r\n\r\n' | raw half --half-close &&
+            [ "$(wc -c <"$tmp/half")" -gt $((1 << 20)) ]
+    }
+    check "server still answers a client that half-closed after its request" half_close
+    # status TAG: the status code of the one reply in $tmp/TAG.
+    status_of() { sed -n '1s/^HTTP\/1\.1 \([0-9]*\) .*/\1/p' "$tmp/$1"; }
+    long_line() {
+        python3 -c 'import sys; sys.stdout.write("GET /" + "a" * 9000 + " HTTP/1.1\r\nHost: x\r\n\r\n")' |
+            raw long && [ "$(status_of long)" = 414 ]
+    }
+    check "server: a 9000-byte request line gives 414" long_line
+    big_headers() {
+        python3 -c 'import sys; sys.stdout.write("GET / HTTP/1.1\r\n" + "X-A: %s\r\n" % ("a" * 1000) * 70 + "\r\n")' |
+            raw bigh && [ "$(status_of bigh)" = 431 ]
+    }
+    check "server: 70 KiB of request headers give 431" big_headers
+    one_big_header() {
+        python3 -c 'import sys; sys.stdout.write("GET / HTTP/1.1\r\nX-A: " + "a" * 9000 + "\r\n\r\n")' |
+            raw bigl && [ "$(status_of bigl)" = 431 ]
+    }
+    check "server: a 9000-byte header line gives 431" one_big_header
+    garbage() { printf 'GARBAGE\r\n\r\n' | raw garb && [ "$(status_of garb)" = 400 ]; }
+    check "server: a malformed request line gives 400" garbage
+    no_host() { printf 'GET /one HTTP/1.1\r\n\r\n' | raw nohost && [ "$(status_of nohost)" = 400 ]; }
+    check "server: HTTP/1.1 without Host gives 400" no_host
+    http2() { printf 'GET /one HTTP/2.0\r\nHost: x\r\n\r\n' | raw h2 && [ "$(status_of h2)" = 505 ]; }
+    check "server: HTTP/2.0 gives 505" http2
+    body_skipped() {
+        printf 'GET /one HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /one HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+            raw gbody && [ "$(grep -ao 'HTTP/1.1 200 OK' "$tmp/gbody" | wc -l)" -eq 2 ]
+    }
+    check "server skips a GET's body and answers the next request" body_skipped
+else
+    fail "server starts on 127.0.0.1 -p 0"
+fi
+
+if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+    if start server6 $WRAP "$SERVER" -b ::1 -p 0 -r "$root"; then
+        check "server on ::1 prints 'listening on [::1]:PORT'" test "$addr" = "[::1]:$port"
+        v6_curl() {
+            timeout $T curl -sS -g -f -o "$tmp/v6c" "http://[::1]:$port/mib" && same "$root/mib" "$tmp/v6c"
+        }
+        check "server on [::1] sends 1 MiB to curl (SHA-256)" v6_curl
+        v6_client() { fetched v6 -o "$tmp/v6" "http://[::1]:$port/big" && same "$root/big" "$tmp/v6"; }
+        check "client fetches http://[::1]:PORT/big from our server (SHA-256)" v6_client
+        stop $pid
+        check "server on ::1 exits 0 on SIGTERM" test $status -eq 0
+    else
+        fail "server starts on ::1"
+    fi
+else
+    skip "no IPv6 loopback"
+fi
+
+# A 1 GiB file must flow through the producer, not into memory.  Skipped
+# under a wrapper or AddressSanitizer, which keep freed memory on purpose.
+case "$WRAP ${CC:-}" in
+*[a-z]*valgrind*|*sanitize=address*) skip "1 GiB file with bounded memory (wrapped or sanitized build)" ;;
+*)
+    mkdir -p "$tmp/sparse"
+    truncate -s 1G "$tmp/sparse/huge"
+    if start sparse "$SERVER" -p 0 -r "$tmp/sparse"; then
+        bounded() {
+            got=$(timeout $T curl -sS -o /dev/null -w '%{size_download}' "http://$addr/huge") &&
+                hwm=$(sed -n 's/^VmHWM:[^0-9]*\([0-9]*\) kB/\1/p' /proc/$pid/status) &&
+                echo "sent $got bytes; server peak RSS ${hwm} kB" &&
+                [ "$got" -eq $((1 << 30)) ] && [ "$hwm" -lt 65536 ]
+        }
+        check "server sends a 1 GiB file with a peak RSS under 64 MiB" bounded
+        stop $pid
+    fi
+    ;;
+esac
+
+# ---- progress bar: only on a terminal -----------------------------------------------------
+
+if [ -n "${sa:-}" ] && command -v script >/dev/null 2>&1; then
+    bar() {
+        timeout $T script -qec "$WRAP $CLIENT -o $tmp/bar.bin http://$sa/big" /dev/null \
+            >"$tmp/bar.tty" </dev/null || return 1
+        same "$root/big" "$tmp/bar.bin" && grep -q '1/1 files, 20\.0 MiB in ' "$tmp/bar.tty"
+    }
+    check "client draws progress and a summary on a terminal" bar
+    quiet_bar() {
+        timeout $T script -qec "$WRAP $CLIENT -q -o $tmp/barq.bin http://$sa/one" /dev/null \
+            >"$tmp/barq.tty" </dev/null && same "$root/one" "$tmp/barq.bin" &&
+            ! grep -q 'files' "$tmp/barq.tty"
+    }
+    check "client -q draws nothing on a terminal" quiet_bar
+else
+    skip "progress bar (no server or no script(1))"
+fi
+
+# ---- exit codes and lifetime ------------------------------------------------------------
+
+if [ -n "${sa:-}" ]; then
+    in_use() {
+        timeout $T $WRAP "$SERVER" -p "$port" -r "$root" >/dev/null 2>"$tmp/inuse.err"
+        s=$?
+        cat "$tmp/inuse.err"
+        [ $s -eq 1 ] && [ "$(wc -l <"$tmp/inuse.err")" -eq 1 ] &&
+            grep -q "^http_server: cannot listen on 127.0.0.1 port ${sa##*:}: Address already in use$" \
+                "$tmp/inuse.err"
+    }
+    port=${sa##*:}
+    check "server on a port in use exits 1 with a message" in_use
+    stop $srv
+    check "server exits 0 on SIGTERM" test $status -eq 0
+fi
+if start sigint $WRAP "$SERVER" -p 0 -r "$root"; then
+    kill -INT $pid
+    finish $pid
+    check "server exits 0 on SIGINT" test $status -eq 0
+fi
+bad_root() {
+    timeout $T $WRAP "$SERVER" -p 0 -r "$tmp/none" >/dev/null 2>"$tmp/badroot.err"
+    [ $? -eq 1 ] && grep -q "^http_server: $tmp/none: No such file or directory$" "$tmp/badroot.err"
+}
+check "server with a missing ROOT exits 1 with a message" bad_root
+
+bad_usage() {
+    prog=$1; shift
+    timeout $T $WRAP "$prog" "$@" >"$tmp/usage.out" 2>"$tmp/usage.err"
+    [ $? -eq 2 ] && grep -q "^usage: " "$tmp/usage.err" && [ ! -s "$tmp/usage.out" ]
+}
+check "server with a bad option exits 2 with usage" bad_usage "$SERVER" -x
+check "server with a bad port exits 2 with usage" bad_usage "$SERVER" -p 70000
+check "client with no URL exits 2 with usage" bad_usage "$CLIENT"
+check "client with -o and two URLs exits 2" bad_usage "$CLIENT" -o f http://a/ http://b/
+check "client with two URLs and no -O exits 2" bad_usage "$CLIENT" http://a/ http://b/
+check "client with -o and -O exits 2" bad_usage "$CLIENT" -o f -O d http://a/
+check "client with -c 0 exits 2" bad_usage "$CLIENT" -c 0 http://a/
+check "client with -t 0 exits 2" bad_usage "$CLIENT" -t 0 http://a/
+help_ok() {
+    timeout $T "$1" --help >"$tmp/help.out" 2>&1 && grep -q "^usage: " "$tmp/help.out"
+}
+check "server --help exits 0 with usage" help_ok "$SERVER"
+check "client --help exits 0 with usage" help_ok "$CLIENT"
+same_name() {
+    mkdir -p "$tmp/same"
+    fails_with samename "^http_client: http://h/a/x and http://h/b/x would both be saved as $tmp/same/x\$" \
+        -O "$tmp/same" http://h/a/x http://h/b/x
+}
+check "client -O refuses two URLs with the same file name" same_name
+
+# The demos' stderr must hold no report of a sanitizer or of valgrind.
+clean_stderr() {
+    ! grep -l -E 'Sanitizer|runtime error|^==[0-9]+== ' "$tmp"/*.err "$tmp"/*.log 2>/dev/null
+}
+check "no sanitizer or valgrind report from any demo" clean_stderr
+
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
