@@ -8,6 +8,8 @@
 #   manned     every name on a .SH NAME line of the section 3 pages that
 #              `make install` installs (ABI_MAN3)
 #
+# debian/libasyncore0.symbols must name the same symbols too.
+#
 # and every such name must have a page of its own name (the page itself or a
 # ".so man3/PAGE.3" link) whose SYNOPSIS declares it, so `man NAME` works.
 # A function added to a header without a symbol-file line and a man page,
@@ -115,10 +117,28 @@ compare exported symfile
 compare symfile declared
 compare declared manned
 
+# ---- debian/libasyncore0.symbols names the same symbols, so that a new one
+# is caught here rather than first by the package build (dh_makeshlibs -c4).
+debsym="$srcdir/debian/libasyncore0.symbols"
+[ -f "$debsym" ] || debsym=
+if [ -n "$debsym" ]; then
+    sed -n 's/^ \([A-Za-z_][A-Za-z0-9_]*\)@Base .*/\1/p' "$debsym" |
+        LC_ALL=C sort -u >"$tmp/debian"
+    if ! cmp -s "$tmp/symfile" "$tmp/debian"; then
+        version=$(sed -n 's/^#define ASYNCORE_VERSION_STRING "\(.*\)"$/\1/p' \
+            "$top_builddir/include/asyncore/version.h")
+        comm -23 "$tmp/symfile" "$tmp/debian" |
+            sed "s/.*/debian\/libasyncore0.symbols lacks \" &@Base $version\" (the first release with it)/"
+        comm -13 "$tmp/symfile" "$tmp/debian" |
+            sed "s/.*/debian\/libasyncore0.symbols lists &, which lib\/libasyncore.sym does not/"
+        fail=1
+    fi
+fi
+
 n=$(wc -l <"$tmp/exported")
 if [ "$n" -eq 0 ]; then
     echo "no exported symbols found in $so"
     fail=1
 fi
-[ "$fail" -eq 0 ] && echo "ABI: $n symbols exported, listed, declared and documented"
+[ "$fail" -eq 0 ] && echo "ABI: $n symbols exported, listed, declared and documented${debsym:+ (and in the Debian symbols file)}"
 exit "$fail"
