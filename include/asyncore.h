@@ -14,5 +14,6 @@
 #include <asyncore/send.h>
 #include <asyncore/file.h>
 #include <asyncore/chat.h>
+#include <asyncore/thread.h>
 
 #endif /* ASYNCORE_H */

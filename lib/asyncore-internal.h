@@ -66,6 +66,8 @@ struct asyncore_map {
     int urgent_fd;
     struct event *urgent_ev;
     size_t urgent_count;
+    /* thread.c: call_soon_threadsafe queue and wake-up descriptor. */
+    struct asyncore__thread *thread;
 };
 
 /* map.c */
@@ -99,6 +101,14 @@ void asyncore__connect_event(asyncore_dispatcher *d);
 /* urgent.c: EPOLLPRI side channel for handle_expt. */
 void asyncore__urgent_update(asyncore_dispatcher *d, int want);
 void asyncore__urgent_free(asyncore_map *map);
+
+/* thread.c: wake-up and call_soon_threadsafe (the map's side). */
+int asyncore__thread_init(asyncore_map *map);
+void asyncore__thread_loop_begin(asyncore_map *map);
+void asyncore__thread_loop_end(asyncore_map *map);
+int asyncore__thread_base_idle(asyncore_map *map);
+void asyncore__thread_shutdown(asyncore_map *map);
+void asyncore__thread_free(asyncore_map *map);
 
 /* io.c: raw transfers by io kind, errors as -1/errno. */
 ssize_t asyncore__raw_send(asyncore_dispatcher *d, const void *buf, size_t len);

@@ -66,6 +66,11 @@ static int iterate(asyncore_map *map, double timeout)
         tv = seconds_to_tv(timeout);
         evtimer_add(map->timer, &tv);
     }
+    /* thread.c's wake-up event is always added: it alone is not armed. */
+    if (timeout < 0 && flags == EVLOOP_ONCE && asyncore__thread_base_idle(map)) {
+        errno = EDEADLK;
+        return -1;
+    }
     rc = event_base_loop(map->base, flags);
     evtimer_del(map->timer);
     if (rc < 0) {
@@ -96,6 +101,7 @@ int asyncore_loop(asyncore_map *map, double timeout, int count)
     }
     map->running = 1;
     map->stop = 0;
+    asyncore__thread_loop_begin(map); /* thread.c: watch for wake-ups */
     while (map->count > 0 && count != 0 && !map->stop) {
         if (iterate(map, timeout) < 0) {
             rc = -1;
@@ -104,6 +110,7 @@ int asyncore_loop(asyncore_map *map, double timeout, int count)
         if (count > 0)
             count--;
     }
+    asyncore__thread_loop_end(map);
     map->running = 0;
     map->stop = 0;
     return rc;

@@ -42,6 +42,18 @@ asyncore_map *asyncore_map_new(struct event_base *base)
         errno = ENOMEM;
         return NULL;
     }
+    /* thread.c: the wake-up descriptor exists from the start, so that
+     * other threads never have to create anything on the map. */
+    if (asyncore__thread_init(map) < 0) {
+        int err = errno;
+
+        event_free(map->timer);
+        if (map->own_base)
+            event_base_free(base);
+        free(map);
+        errno = err;
+        return NULL;
+    }
     map->ignore_log = ASYNCORE_LOG_WARNING;
     map->urgent_fd = -1;
     TAILQ_INIT(&map->dispatchers);
@@ -57,8 +69,10 @@ int asyncore_map_free(asyncore_map *map)
         errno = EBUSY;
         return -1;
     }
+    asyncore__thread_shutdown(map); /* thread.c: run queued callbacks */
     asyncore_close_all(map);
     asyncore__urgent_free(map);
+    asyncore__thread_free(map);
     event_free(map->timer);
     if (map->own_base)
         event_base_free(map->base);

@@ -6,7 +6,9 @@
  *    print, abort or change signal dispositions.
  *  - A NULL map argument means the default map (asyncore_map_default()).
  *  - A NULL dispatcher or handler-table argument fails with EINVAL.
- *  - Nothing is thread-safe: a map and its dispatchers belong to one thread.
+ *  - A map and its dispatchers belong to one thread.  Nothing is thread-safe
+ *    but asyncore_map_call_soon_threadsafe() and asyncore_map_wake()
+ *    (asyncore/thread.h).
  */
 #ifndef ASYNCORE_COMMON_H
 #define ASYNCORE_COMMON_H
