@@ -14,6 +14,7 @@
 #include <asyncore/send.h>
 #include <asyncore/file.h>
 #include <asyncore/chat.h>
+#include <asyncore/timer.h>
 #include <asyncore/thread.h>
 
 #endif /* ASYNCORE_H */

@@ -43,6 +43,8 @@ struct asyncore_dispatcher {
     unsigned always_ready : 1; /* regular file: cannot be polled */
     unsigned urgent_watched : 1;
     unsigned has_area : 1;
+    /* timeout.c: connect/idle timeouts, NULL until one is set. */
+    struct asyncore__timeouts *timeouts;
     /* The struct event (event_get_struct_event_size() bytes), then the
      * inline area, follow in the same allocation. */
 };
@@ -60,6 +62,8 @@ struct asyncore_map {
     struct asyncore__dispatcher_list dispatchers;
     struct asyncore__dispatcher_list always_ready;
     struct event *timer;  /* bounds one loop iteration */
+    /* timer.c: pending timers (zeroed = empty), freed by map_free. */
+    LIST_HEAD(asyncore__timer_list, asyncore_timer) timers;
     asyncore_log_fn log_fn;
     void *log_arg;
     /* Urgent-data side channel (urgent.c). */
@@ -126,5 +130,12 @@ ssize_t asyncore__send_buffered(asyncore_dispatcher *d, const void *buf,
 /* log.c */
 void asyncore__log(const asyncore_dispatcher *d, asyncore_log_type type,
                    const char *msg);
+
+/* timer.c and timeout.c: timers on a map, per-dispatcher timeouts. */
+void asyncore__timers_free(asyncore_map *map);
+void asyncore__timeouts_free(asyncore_dispatcher *d);
+void asyncore__timeout_activity(asyncore_dispatcher *d);
+void asyncore__timeout_connect_start(asyncore_dispatcher *d);
+void asyncore__timeout_connect_done(asyncore_dispatcher *d);
 
 #endif /* ASYNCORE_INTERNAL_H */

@@ -324,6 +324,8 @@ int asyncore_connect(asyncore_dispatcher *d, const struct sockaddr *addr,
         d->connecting = 1;
         d->connect_done = 0;
         (void)asyncore__set_addr(d, addr, len);
+        if (d->timeouts != NULL) /* timeout.c: the connect's clock starts */
+            asyncore__timeout_connect_start(d);
         asyncore__interest_update(d);
         return 0;
     }
@@ -449,6 +451,8 @@ int asyncore_close(asyncore_dispatcher *d)
     d->accepting = 0;
     d->connecting = 0;
     asyncore__interest_disarm(d);
+    if (d->timeouts != NULL) /* timeout.c: no timeout fires after close */
+        asyncore__timeouts_free(d);
     asyncore__map_detach(d->map, d);
     if (d->fd >= 0) {
         /* POSIX leaves the descriptor state after EINTR unspecified; on

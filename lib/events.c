@@ -23,6 +23,8 @@ void asyncore__connect_event(asyncore_dispatcher *d)
     int err = 0;
     socklen_t len = sizeof(err);
 
+    if (d->timeouts != NULL) /* timeout.c: the connect is over, either way */
+        asyncore__timeout_connect_done(d);
     if (d->io_kind == ASYNCORE__IO_SOCKET &&
         getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
@@ -79,6 +81,8 @@ void asyncore__event_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     asyncore__hold(d);
+    if (d->timeouts != NULL) /* timeout.c: just a timestamp, no timer call */
+        asyncore__timeout_activity(d);
     if (what & EV_READ)
         read_event(d);
     if ((what & EV_WRITE) && !d->closed)

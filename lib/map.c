@@ -71,6 +71,7 @@ int asyncore_map_free(asyncore_map *map)
     }
     asyncore__thread_shutdown(map); /* thread.c: run queued callbacks */
     asyncore_close_all(map);
+    asyncore__timers_free(map); /* timer.c: after the hooks close_all ran */
     asyncore__urgent_free(map);
     asyncore__thread_free(map);
     event_free(map->timer);

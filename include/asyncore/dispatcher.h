@@ -109,8 +109,15 @@ typedef struct asyncore_handlers {
      * but no method may be called on it.
      */
     void (*destroy)(asyncore_dispatcher *d);
+    /**
+     * No read or write dispatch for the idle timeout (timer.h,
+     * asyncore_set_idle_timeout()).  Default:
+     * asyncore_default_handle_timeout() -- warn "idle timeout", then
+     * handle_close.
+     */
+    void (*handle_timeout)(asyncore_dispatcher *d);
     /** Reserved for future hooks; must be NULL. */
-    void (*reserved[6])(void);
+    void (*reserved[5])(void);
 } asyncore_handlers;
 
 /**
