@@ -15,6 +15,7 @@
 #include <asyncore/file.h>
 #include <asyncore/chat.h>
 #include <asyncore/timer.h>
+#include <asyncore/chat_flow.h>
 #include <asyncore/thread.h>
 
 #endif /* ASYNCORE_H */

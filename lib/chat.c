@@ -65,6 +65,13 @@ struct chat_state {
     unsigned drop_input : 1;  /* discard_buffers asked during it */
     unsigned sending : 1;     /* initiate_send is on the stack */
     unsigned char term_inline[2 * TERM_INLINE];
+    /* chat_flow.h: the input limit and read pausing. */
+    size_t max_input;         /* 0: records of any length */
+    size_t record;            /* BYTES: the current record's length so far */
+    size_t high_water;        /* 0: never pause reading */
+    size_t low_water;
+    unsigned skipping : 1;    /* dropping the rest of an oversized record */
+    unsigned paused : 1;      /* reading paused until low_water */
 };
 
 static void chat_destroy(asyncore_dispatcher *d);
@@ -158,6 +165,8 @@ int asyncore_chat_set_terminator(asyncore_dispatcher *d, const void *term,
     st->term = buf;
     st->term_len = len;
     st->kind = ASYNCORE_TERMINATOR_BYTES;
+    st->record = 0; /* chat_flow.h: a new terminator starts a new record */
+    st->skipping = 0;
     return 0;
 }
 
@@ -261,6 +270,7 @@ static int deliver(asyncore_dispatcher *d, struct chat_state *st, size_t n)
 /* Call found_terminator; -1 if that closed the channel. */
 static int found(asyncore_dispatcher *d, struct chat_state *st)
 {
+    st->record = 0; /* chat_flow.h: the next record starts */
     st->h->found_terminator(d);
     return d->closed ? -1 : 0;
 }
@@ -280,6 +290,33 @@ static size_t held_prefix(struct chat_state *st, size_t len)
     return asyncore_find_prefix_at_end(scratch, tail, st->term, st->term_len);
 }
 
+/* chat_flow.h: would @n more bytes make the current record too long? */
+static int too_long(const struct chat_state *st, size_t n)
+{
+    return st->max_input > 0 &&
+           (st->record > st->max_input || n > st->max_input - st->record);
+}
+
+/*
+ * chat_flow.h: the current record is over the limit and its bytes up to
+ * here were dropped; @ended if its terminator was too.  handle_error runs
+ * once per record; unless it closed the channel, the rest of the record is
+ * skipped up to its terminator.  Returns as step_bytes.
+ */
+static int record_too_long(asyncore_dispatcher *d, struct chat_state *st,
+                           int ended)
+{
+    int first = !st->skipping;
+
+    st->record = 0;
+    st->skipping = !ended; /* before the hook: it may set a terminator */
+    if (first)
+        asyncore_handle_error(d, EMSGSIZE, "input");
+    if (d->closed)
+        return -1;
+    return ended ? 1 : 0;
+}
+
 /*
  * One step of the input loop for a string terminator.  Returns 1 to go on
  * (a terminator was found: the next one may differ), 0 to wait for more
@@ -297,6 +334,10 @@ static int step_bytes(asyncore_dispatcher *d, struct chat_state *st,
      * search stopped, minus at most tlen - 1 bytes. */
     at = evbuffer_search(st->in, (const char *)st->term, tlen, NULL);
     if (at.pos >= 0) {
+        if (st->skipping || too_long(st, (size_t)at.pos)) {
+            evbuffer_drain(st->in, (size_t)at.pos + tlen);
+            return record_too_long(d, st, 1);
+        }
         /* asynchat never reports the empty string: neither do we. */
         if (at.pos > 0 && deliver(d, st, (size_t)at.pos) < 0)
             return -1;
@@ -304,6 +345,11 @@ static int step_bytes(asyncore_dispatcher *d, struct chat_state *st,
         return found(d, st) < 0 ? -1 : 1;
     }
     keep = held_prefix(st, len);
+    if (keep < len && (st->skipping || too_long(st, len - keep))) {
+        evbuffer_drain(st->in, len - keep);
+        return record_too_long(d, st, 0);
+    }
+    st->record += len - keep; /* before the hook: it may set a terminator */
     if (keep < len && deliver(d, st, len - keep) < 0)
         return -1;
     return 0;
@@ -789,10 +835,27 @@ void asyncore_chat_handle_close(asyncore_dispatcher *d)
     asyncore__release(d);
 }
 
+/* chat_flow.h: pause above high water, resume at low water. */
+static int read_paused(struct chat_state *st)
+{
+    size_t queued = st->out != NULL ? evbuffer_get_length(st->out) : 0;
+
+    if (st->high_water == 0)
+        st->paused = 0;
+    else if (queued > st->high_water)
+        st->paused = 1;
+    else if (queued <= st->low_water)
+        st->paused = 0;
+    return st->paused;
+}
+
 int asyncore_chat_readable(asyncore_dispatcher *d)
 {
-    /* asynchat dropped its ac_in_buffer_size test: always readable. */
-    return chat_state(d) != NULL && !d->closed;
+    struct chat_state *st = chat_state(d);
+
+    /* asynchat dropped its ac_in_buffer_size test: always readable, unless
+     * the program asked for read pausing (chat_flow.h). */
+    return st != NULL && !d->closed && !read_paused(st);
 }
 
 int asyncore_chat_writable(asyncore_dispatcher *d)
@@ -822,4 +885,36 @@ static void chat_destroy(asyncore_dispatcher *d)
         free(st->term);
     st->in = st->out = st->staging = NULL;
     st->term = NULL;
+}
+
+/* ---- flow control (chat_flow.h) ------------------------------------------ */
+
+int asyncore_chat_set_max_input(asyncore_dispatcher *d, size_t max)
+{
+    struct chat_state *st = chat_open(d);
+
+    if (st == NULL)
+        return -1;
+    st->max_input = max;
+    return 0;
+}
+
+int asyncore_chat_set_read_high_water(asyncore_dispatcher *d, size_t high,
+                                      size_t low)
+{
+    struct chat_state *st = chat_open(d);
+
+    if (st == NULL)
+        return -1;
+    if (low > high) {
+        errno = EINVAL;
+        return -1;
+    }
+    st->high_water = high;
+    st->low_water = low;
+    /* readable() may have changed its answer. */
+    asyncore__hold(d);
+    asyncore__interest_update(d);
+    asyncore__release(d);
+    return 0;
 }

@@ -284,7 +284,7 @@ ASYNCORE_API void asyncore_chat_handle_read(asyncore_dispatcher *d);
 ASYNCORE_API void asyncore_chat_handle_write(asyncore_dispatcher *d);
 /** Close the channel and release what is queued. */
 ASYNCORE_API void asyncore_chat_handle_close(asyncore_dispatcher *d);
-/** Always true, as asynchat's. */
+/** True, as asynchat's, unless reading is paused (chat_flow.h). */
 ASYNCORE_API int asyncore_chat_readable(asyncore_dispatcher *d);
 /** Something queued, or not connected yet. */
 ASYNCORE_API int asyncore_chat_writable(asyncore_dispatcher *d);
