@@ -5,9 +5,12 @@ example, unchanged (recv(8192), dispatcher_with_send, listen(5), no
 TCP_NODELAY, the default select() loop), so the comparison is with
 asyncore as its own docs teach it.  Only the wrapper differs: the same
 command line and "listening on HOST:PORT" line as the other echo servers,
-and SIGTERM/SIGINT exit 0.
+SIGTERM/SIGINT exit 0, and --poll selects asyncore's poll() loop
+(use_poll=True), which the memory and scaling runs need: select() cannot
+watch a descriptor numbered 1024 or more.
 
 Run with: /usr/bin/python3 -W ignore bench/asyncore_echo.py [-b ADDR] [-p PORT]
+          [--poll]
 """
 import argparse
 import signal
@@ -47,6 +50,8 @@ def main():
                    help="IPv4 address to listen on (default 127.0.0.1)")
     p.add_argument("-p", dest="port", type=int, default=0,
                    help="TCP port, 0 picks a free one (default 0)")
+    p.add_argument("--poll", action="store_true",
+                   help="asyncore.loop(use_poll=True) instead of select()")
     args = p.parse_args()
 
     def stop(signum, frame):
@@ -58,7 +63,7 @@ def main():
     print("listening on %s:%d" % (args.addr, server.socket.getsockname()[1]),
           flush=True)
     try:
-        asyncore.loop()
+        asyncore.loop(use_poll=args.poll)
     finally:
         asyncore.close_all()
         sys.stdout.flush()

@@ -18,6 +18,13 @@
  * has been served (or --setup-timeout passes) all start their traffic, and
  * after --warmup the measurement window of --duration seconds starts.
  * Counters, the latency histogram and the CPU samples cover the window only.
+ *
+ * --idle N opens N more connections first that each send one message,
+ * check its echo and then stay silent: the idle population of the memory
+ * and scaling measurements.  --count N ends the window after exactly N
+ * round trips instead of after a time, so that two runs differ only in the
+ * number of round trips (instruction and system-call counts per round trip
+ * are taken as the difference of two such runs).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -65,6 +72,8 @@ struct options {
     double warmup;
     size_t window;
     bool quickack;
+    int idle;          /* silent connections opened before the active ones */
+    uint64_t count;    /* > 0: the window ends after this many round trips */
 };
 
 enum cstate { CS_NEW, CS_CONNECTING, CS_OPEN, CS_DEAD };
@@ -79,6 +88,7 @@ struct conn {
     enum cstate st;
     bool served;     /* first echo received */
     bool wblocked;   /* last send was partial: wait for EPOLLOUT */
+    bool idle;       /* one message during setup, then silent */
     uint32_t off;    /* pattern offset of stream position 0 */
     uint64_t sent, recvd;
     uint64_t msg_end;   /* ping-pong: stream position ending the message */
@@ -106,6 +116,9 @@ struct cpu_sample {
 struct run {
     struct options o;
     struct conn *c;
+    int total;                  /* o.idle + o.conns */
+    uint64_t issued;            /* --count: messages started in the window */
+    long rss_kb[3];             /* server VmRSS: start, setup end, end */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     bool is_tcp;
@@ -254,6 +267,25 @@ static bool read_proc_run(long pid, unsigned long long *ns)
     return n == 1;
 }
 
+/* The server's resident set (VmRSS, kB) from /proc/PID/status; -1 if
+ * unknown.  Only user-space memory: socket buffers are the kernel's. */
+static long read_proc_rss(long pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    if (pid <= 0)
+        return -1;
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
 static double self_cpu_s(void)
 {
     struct rusage ru;
@@ -359,11 +391,16 @@ static void stamps_pop(struct conn *c, int64_t t)
 }
 
 /* Sends what the mode calls for until the kernel buffer is full. */
+static bool pingpong(const struct conn *c)
+{
+    return c->idle || R.o.mode == MODE_PINGPONG;
+}
+
 static void pump(struct conn *c)
 {
     while (c->st == CS_OPEN && !c->wblocked) {
         size_t want;
-        if (R.o.mode == MODE_PINGPONG) {
+        if (pingpong(c)) {
             want = (size_t)(c->msg_end - c->sent);
         } else if (c->served && !R.setup_over) {
             return;   /* paused until every connection is set up */
@@ -389,7 +426,7 @@ static void pump(struct conn *c)
             return;
         }
         c->sent += (uint64_t)n;
-        if (R.o.mode == MODE_STREAM)
+        if (!pingpong(c))
             stamp_push(c, now_ns());
         /* A short write means the buffer is full; with edge-triggered
          * epoll an EPOLLOUT edge follows when room frees up. */
@@ -398,19 +435,37 @@ static void pump(struct conn *c)
     }
 }
 
+/* --count: may one more message start?  Counts it if so. */
+static bool budget_take(void)
+{
+    if (R.o.count == 0)
+        return true;
+    if (R.issued >= R.o.count)
+        return false;
+    R.issued++;
+    return true;
+}
+
+static void next_message(struct conn *c, int64_t t)
+{
+    if (!budget_take())
+        return;   /* --count reached: this connection stops */
+    c->msg_end += R.o.size;
+    c->t_msg = t;
+}
+
 static void echo_done(struct conn *c, int64_t t)
 {
     if (!c->served)
         mark_served(c, t);
-    if (!R.setup_over)
+    if (!R.setup_over || c->idle)
         return;   /* paused: resume_traffic() sends the next message */
     if (R.in_window) {
         h_add((uint64_t)(t - c->t_msg));
         R.rtts++;
         c->win_done++;
     }
-    c->msg_end += R.o.size;
-    c->t_msg = t;
+    next_message(c, t);
 }
 
 /* Checks n echoed bytes; false when the connection was closed for it. */
@@ -424,7 +479,7 @@ static bool take_echo(struct conn *c, const unsigned char *buf, size_t n)
     if (R.in_window)
         R.bytes += n;
     int64_t t = now_ns();
-    if (R.o.mode == MODE_PINGPONG) {
+    if (pingpong(c)) {
         if (c->recvd == c->msg_end)
             echo_done(c, t);
         return true;
@@ -474,7 +529,7 @@ static void on_open(struct conn *c)
 {
     c->st = CS_OPEN;
     c->t_msg = now_ns();
-    c->msg_end = R.o.mode == MODE_PINGPONG ? R.o.size : 0;
+    c->msg_end = pingpong(c) ? R.o.size : 0;
     pump(c);
 }
 
@@ -567,7 +622,7 @@ static bool start_one(struct conn *c)
 static void start_connects(void)
 {
     R.connect_retry = false;
-    while (R.started < R.o.conns && R.pending < R.o.batch)
+    while (R.started < R.total && R.pending < R.o.batch)
         if (!start_one(&R.c[R.started]))
             return;
 }
@@ -579,7 +634,7 @@ static void raise_fd_limit(void)
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
     getrlimit(RLIMIT_NOFILE, &rl);
-    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)R.o.conns + 16 > rl.rlim_cur)
+    if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)R.total + 16 > rl.rlim_cur)
         die("too many connections for the open-file limit (%llu)",
             (unsigned long long)rl.rlim_cur);
 }
@@ -590,21 +645,19 @@ static void raise_fd_limit(void)
 static void resume_traffic(void)
 {
     int64_t t = now_ns();
-    for (int i = 0; i < R.o.conns; i++) {
+    for (int i = 0; i < R.total; i++) {
         struct conn *c = &R.c[i];
-        if (c->st != CS_OPEN)
+        if (c->st != CS_OPEN || c->idle)
             continue;
-        if (R.o.mode == MODE_PINGPONG && c->recvd == c->msg_end) {
-            c->msg_end += R.o.size;
-            c->t_msg = t;
-        }
+        if (R.o.mode == MODE_PINGPONG && c->recvd == c->msg_end)
+            next_message(c, t);
         pump(c);
     }
 }
 
 static void end_setup(int64_t t)
 {
-    for (int i = 0; i < R.o.conns; i++) {
+    for (int i = 0; i < R.total; i++) {
         struct conn *c = &R.c[i];
         if (c->st == CS_NEW) {
             R.started++;
@@ -615,6 +668,7 @@ static void end_setup(int64_t t)
     }
     R.setup_over = true;
     R.t_setup_end = t;
+    R.rss_kb[1] = read_proc_rss(R.o.server_pid);
     R.t_win_start = t + (int64_t)(R.o.warmup * 1e9);
     resume_traffic();
 }
@@ -624,7 +678,7 @@ static void begin_window(int64_t t)
     R.in_window = true;
     R.t_win_start = t;
     R.t_win_end = t + (int64_t)(R.o.secs * 1e9);
-    for (int i = 0; i < R.o.conns; i++)
+    for (int i = 0; i < R.total; i++)
         R.c[i].win_done = 0;
     cpu_sample(&R.cpu0);
 }
@@ -633,14 +687,16 @@ static void begin_window(int64_t t)
 static int step_phases(int64_t t)
 {
     if (!R.setup_over) {
-        bool all_set = R.started == R.o.conns && R.pending == 0;
+        bool all_set = R.started == R.total && R.pending == 0;
         int64_t deadline = (int64_t)(R.o.setup_timeout * 1e9);
         if (all_set || t >= deadline)
             end_setup(t);
     }
     if (R.setup_over && !R.in_window && t >= R.t_win_start)
         begin_window(t);
-    if (R.dead == R.o.conns || (R.in_window && t >= R.t_win_end))
+    if (R.dead == R.total || (R.in_window && t >= R.t_win_end))
+        return -2;
+    if (R.in_window && R.o.count && R.rtts >= R.o.count)
         return -2;
     int64_t until = R.in_window ? R.t_win_end : R.setup_over ? R.t_win_start : t + 100000000;
     int ms = (int)((until - t + 999999) / 1000000);
@@ -671,6 +727,7 @@ static void run_loop(void)
     if (!R.in_window)
         R.t_win_start = R.t_end;   /* everything failed before the window */
     cpu_sample(&R.cpu1);
+    R.rss_kb[2] = read_proc_rss(R.o.server_pid);
 }
 
 /* ---- results ------------------------------------------------------------- */
@@ -678,8 +735,9 @@ static void run_loop(void)
 static int print_results(void)
 {
     int stalled = 0;
-    for (int i = 0; i < R.o.conns; i++)
-        if (R.c[i].st == CS_OPEN && R.c[i].win_done == 0)
+    /* With --count, connections may run out of budget before their turn. */
+    for (int i = 0; i < R.total && R.o.count == 0; i++)
+        if (R.c[i].st == CS_OPEN && !R.c[i].idle && R.c[i].win_done == 0)
             stalled++;
     double secs = (double)(R.t_end - R.t_win_start) / 1e9;
     double units = R.o.mode == MODE_PINGPONG ? (double)R.rtts
@@ -692,6 +750,19 @@ static int print_results(void)
            h_percentile_us(0.50), h_percentile_us(0.99), h_percentile_us(0.999),
            R.errors, R.mismatches, R.unserved, stalled, (double)R.connect_max / 1e9,
            (double)R.t_setup_end / 1e9, R.cpu1.self_cpu - R.cpu0.self_cpu);
+    if (R.o.idle)
+        printf(" idle=%d", R.o.idle);
+    if (R.rss_kb[0] >= 0 && R.rss_kb[1] >= 0 && R.rss_kb[2] >= 0) {
+        /* Growth over the connections still open, measured once they have
+         * all been served and again at the end of the window (after the
+         * hold); a server that lost some is charged only for the rest. */
+        int live = 0;
+        for (int i = 0; i < R.total; i++)
+            live += R.c[i].st == CS_OPEN;
+        printf(" live=%d rss_start_kb=%ld rss_setup_kb=%ld rss_end_kb=%ld"
+               " rss_per_conn_b=%.0f", live, R.rss_kb[0], R.rss_kb[1], R.rss_kb[2],
+               live ? (double)(R.rss_kb[2] - R.rss_kb[0]) * 1024.0 / live : 0.0);
+    }
     if (R.o.server_pid > 0 && R.cpu0.ok && R.cpu1.ok) {
         double tck = (double)sysconf(_SC_CLK_TCK);
         double us = (double)(R.cpu1.utime - R.cpu0.utime) / tck;
@@ -715,7 +786,12 @@ static int print_results(void)
     if (stalled)
         fprintf(stderr, "loadgen: %d connection(s) made no progress in the window\n",
                 stalled);
-    return R.errors || R.unserved || stalled || units == 0 ? 1 : 0;
+    if (R.o.count && R.rtts < R.o.count)
+        fprintf(stderr, "loadgen: only %" PRIu64 " of %" PRIu64
+                " round trips within --duration\n", R.rtts, R.o.count);
+    bool short_count = R.o.count && R.rtts < R.o.count;
+    bool no_traffic = R.o.conns > 0 && units == 0;
+    return R.errors || R.unserved || stalled || no_traffic || short_count ? 1 : 0;
 }
 
 /* ---- options ------------------------------------------------------------- */
@@ -729,7 +805,13 @@ static void usage(FILE *f)
 "  -H, --host HOST        server host (default 127.0.0.1)\n"
 "  -p, --port PORT        server TCP port (required unless --unix)\n"
 "  -u, --unix PATH        connect to a Unix stream socket instead\n"
-"  -c, --conns N          concurrent connections (default 1)\n"
+"  -c, --conns N          concurrent connections (default 1; 0 with --idle)\n"
+"  -i, --idle N           open N more connections first; each sends one\n"
+"                         message, checks its echo, then stays silent to the\n"
+"                         end (the window then only holds them if -c 0)\n"
+"  -n, --count N          ping-pong: end the window after exactly N round\n"
+"                         trips in all (no message starts beyond N); the\n"
+"                         warm-up is skipped and --duration is a time limit\n"
 "  -s, --size BYTES       message size (ping-pong) or write size (stream),\n"
 "                         1 .. %u (default 64)\n"
 "  -d, --duration SECS    length of the measurement window (default 5)\n"
@@ -740,7 +822,8 @@ static void usage(FILE *f)
 "  -w, --window BYTES     stream mode: bytes in flight per connection\n"
 "                         (default 262144)\n"
 "  -P, --server-pid PID   report the server's user and system CPU during the\n"
-"                         window, from /proc/PID/stat\n"
+"                         window, from /proc/PID/stat, and its memory\n"
+"                         (VmRSS of /proc/PID/status)\n"
 "  -b, --batch N          connections being set up at once (connect() called,\n"
 "                         first echo not yet received), default 256\n"
 "  -T, --setup-timeout S  connections not served this many seconds after the\n"
@@ -771,6 +854,12 @@ static void usage(FILE *f)
 "  user_us_per_rtt sys_us_per_rtt cpu_us_per_rtt   the same per round trip\n"
 "  server_run_s run_us_per_rtt  the precise run time of the server's main\n"
 "                         thread, from /proc/PID/schedstat\n"
+"  rss_start_kb rss_setup_kb rss_end_kb   the server's VmRSS before the\n"
+"                         first connect, when every connection was served,\n"
+"                         and at the end of the window\n"
+"  live                   connections still open at the end\n"
+"  rss_per_conn_b         (rss_end - rss_start) / live, in bytes\n"
+"  idle                   with --idle: the number of idle connections\n"
 "Exit status: 0 clean, 1 errors, unserved or stalled connections or no\n"
 "traffic, 2 mismatches.\n",
             MAX_SIZE);
@@ -796,6 +885,7 @@ static void parse_args(int argc, char **argv)
         {"server-pid", required_argument, 0, 'P'}, {"batch", required_argument, 0, 'b'},
         {"setup-timeout", required_argument, 0, 'T'},
         {"warmup", required_argument, 0, 'W'},   {"no-quickack", no_argument, 0, 'Q'},
+        {"idle", required_argument, 0, 'i'},     {"count", required_argument, 0, 'n'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
     };
     struct options *o = &R.o;
@@ -803,12 +893,14 @@ static void parse_args(int argc, char **argv)
                           .batch = 256, .setup_timeout = 60, .warmup = 0.5, .window = 256 << 10,
                           .quickack = true};
     int ch;
-    while ((ch = getopt_long(argc, argv, "H:p:u:c:s:d:m:w:P:b:T:W:h", longs, 0)) != -1) {
+    while ((ch = getopt_long(argc, argv, "H:p:u:c:s:d:m:w:P:b:T:W:i:n:h", longs, 0)) != -1) {
         switch (ch) {
         case 'H': o->host = optarg; break;
         case 'p': o->port = optarg; break;
         case 'u': o->upath = optarg; break;
-        case 'c': o->conns = (int)parse_num(optarg, "--conns", 1, 1000000); break;
+        case 'c': o->conns = (int)parse_num(optarg, "--conns", 0, 1000000); break;
+        case 'i': o->idle = (int)parse_num(optarg, "--idle", 0, 1000000); break;
+        case 'n': o->count = (uint64_t)parse_num(optarg, "--count", 1, 1e15); break;
         case 's': o->size = (size_t)parse_num(optarg, "--size", 1, MAX_SIZE); break;
         case 'd': o->secs = parse_num(optarg, "--duration", 0.001, 1e6); break;
         case 'w': o->window = (size_t)parse_num(optarg, "--window", 1, 1 << 30); break;
@@ -833,6 +925,13 @@ static void parse_args(int argc, char **argv)
         die("unexpected argument %s", argv[optind]);
     if (!o->port && !o->upath)
         die("give --port PORT or --unix PATH (see --help)");
+    if (o->conns + o->idle == 0)
+        die("no connections: give --conns or --idle");
+    if (o->count && (o->mode != MODE_PINGPONG || o->conns == 0))
+        die("--count needs ping-pong mode and active connections");
+    if (o->count)
+        o->warmup = 0;   /* time-based warm-up would make the count vary */
+    R.total = o->idle + o->conns;
 }
 
 int main(int argc, char **argv)
@@ -841,11 +940,12 @@ int main(int argc, char **argv)
     raise_fd_limit();
     resolve();
     pattern_init();
-    R.c = calloc((size_t)R.o.conns, sizeof *R.c);
+    R.c = calloc((size_t)R.total, sizeof *R.c);
     if (!R.c)
         die("out of memory");
-    for (int i = 0; i < R.o.conns; i++) {
+    for (int i = 0; i < R.total; i++) {
         R.c[i].fd = -1;
+        R.c[i].idle = i < R.o.idle;
         R.c[i].off = (uint32_t)(((uint64_t)i * 7919u) % PAT_PERIOD);
         if (R.o.mode == MODE_STREAM &&
             !(R.c[i].stamps = calloc(STAMPS, sizeof *R.c[i].stamps)))
@@ -854,9 +954,10 @@ int main(int argc, char **argv)
     R.epfd = epoll_create1(EPOLL_CLOEXEC);
     if (R.epfd < 0)
         die("epoll_create1: %s", strerror(errno));
+    R.rss_kb[0] = read_proc_rss(R.o.server_pid);
     run_loop();
     int rc = print_results();
-    for (int i = 0; i < R.o.conns; i++) {
+    for (int i = 0; i < R.total; i++) {
         if (R.c[i].fd >= 0)
             close(R.c[i].fd);
         free(R.c[i].stamps);
