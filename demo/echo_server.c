@@ -1,7 +1,7 @@
 /*
  * echo_server.c -- echo every byte back, to many clients at once.
  *
- *   echo_server [-b ADDR] [-p PORT] [-u PATH]
+ *   echo_server [-b ADDR] [-p PORT] [-u PATH] [-R]
  *
  * The shape is the classic asyncore echo server: a listening dispatcher
  * whose handle_accepted gives each new connection a dispatcher_with_send,
@@ -41,7 +41,8 @@
 static struct {
     const char *addr, *path;
     long port;
-} opt = { DEFAULT_ADDR, NULL, DEFAULT_PORT };
+    int reevaluate; /* -R: asyncore's poll() behaviour, for the benchmarks */
+} opt = { DEFAULT_ADDR, NULL, DEFAULT_PORT, 0 };
 
 static int got_signal;
 
@@ -210,7 +211,7 @@ fail:
 /* The synopsis; with --help the options too, on stdout. */
 static void usage(FILE *to)
 {
-    fputs("usage: echo_server [-b ADDR] [-p PORT] [-u PATH]\n", to);
+    fputs("usage: echo_server [-b ADDR] [-p PORT] [-u PATH] [-R]\n", to);
     if (to == stderr) {
         fputs("Try 'echo_server --help' for more.\n", to);
         return;
@@ -220,6 +221,8 @@ static void usage(FILE *to)
             "  -b ADDR   address to listen on, IPv4 or IPv6 (default %s)\n"
             "  -p PORT   TCP port; 0 picks a free one (default %d)\n"
             "  -u PATH   listen on a Unix socket at PATH instead of TCP\n"
+            "  -R        re-evaluate every connection's readable()/writable()\n"
+            "            before each wait, as asyncore's poll() did (slower)\n"
             "  -h, --help  show this help\n"
             "Prints \"listening on HOST:PORT\" (or PATH) when ready; SIGINT or\n"
             "SIGTERM stops it.\n",
@@ -249,9 +252,10 @@ static int parse_args(int argc, char **argv)
     int o;
 
     argv[0] = (char *)"echo_server"; /* getopt's messages: not libtool's path */
-    while ((o = getopt_long(argc, argv, "b:p:u:h", longopts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "b:p:u:Rh", longopts, NULL)) != -1) {
         switch (o) {
         case 'b': opt.addr = optarg; break;
+        case 'R': opt.reevaluate = 1; break;
         case 'u': opt.path = optarg; break;
         case 'p':
             if ((opt.port = parse_port(optarg)) < 0) {
@@ -284,6 +288,8 @@ int main(int argc, char **argv)
     /* The signal events live on the default map's event_base, beside the
      * dispatchers: asyncore_loop() serves them along with the sockets. */
     base = asyncore_map_base(NULL);
+    if (base != NULL && opt.reevaluate)
+        (void)asyncore_map_set_reevaluate(NULL, 1);
     if (base != NULL) {
         sigint = evsignal_new(base, SIGINT, on_signal, NULL);
         sigterm = evsignal_new(base, SIGTERM, on_signal, NULL);
