@@ -17,5 +17,6 @@
 #include <asyncore/timer.h>
 #include <asyncore/chat_flow.h>
 #include <asyncore/thread.h>
+#include <asyncore/resolve.h>
 
 #endif /* ASYNCORE_H */

@@ -1,5 +1,7 @@
 /*
- * addr.c -- bind and connect by host string and port.
+ * addr.c -- bind and connect by host string and port.  Binding and numeric
+ * hosts are resolved here with getaddrinfo(); connecting to a name is
+ * resolve.c's, which does not block.
  */
 #include "config.h"
 
@@ -102,6 +104,8 @@ static int host_op(asyncore_dispatcher *d, const char *host, unsigned port,
     asyncore__hold(d);
     if (d->fd >= 0 ? d->family == AF_UNIX : host[0] == '/')
         rc = unix_op(d, host, op);
+    else if (!passive && asyncore__resolve_is_name(host))
+        rc = asyncore__resolve_connect(d, host, port); /* resolve.c: evdns */
     else
         rc = inet_op(d, host, port, op, passive);
     {

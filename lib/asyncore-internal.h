@@ -45,6 +45,9 @@ struct asyncore_dispatcher {
     unsigned has_area : 1;
     /* timeout.c: connect/idle timeouts, NULL until one is set. */
     struct asyncore__timeouts *timeouts;
+    /* resolve.c: a connect by host name, from the look-up until an attempt
+     * at one of its addresses succeeded or every one failed; else NULL. */
+    struct asyncore__resolve *resolve;
     /* The struct event (event_get_struct_event_size() bytes), then the
      * inline area, follow in the same allocation. */
 };
@@ -72,6 +75,10 @@ struct asyncore_map {
     size_t urgent_count;
     /* thread.c: call_soon_threadsafe queue and wake-up descriptor. */
     struct asyncore__thread *thread;
+    /* resolve.c: the resolver (NULL until first used) and the look-ups
+     * evdns has not reported back yet, cancelled ones included. */
+    struct evdns_base *dns;
+    struct asyncore__resolve *lookups;
 };
 
 /* map.c */
@@ -137,5 +144,13 @@ void asyncore__timeouts_free(asyncore_dispatcher *d);
 void asyncore__timeout_activity(asyncore_dispatcher *d);
 void asyncore__timeout_connect_start(asyncore_dispatcher *d);
 void asyncore__timeout_connect_done(asyncore_dispatcher *d);
+
+/* resolve.c: connect by host name through evdns, without blocking. */
+int asyncore__resolve_is_name(const char *host);
+int asyncore__resolve_connect(asyncore_dispatcher *d, const char *host,
+                              unsigned port);
+int asyncore__resolve_connect_event(asyncore_dispatcher *d, int err);
+void asyncore__resolve_cancel(asyncore_dispatcher *d);
+void asyncore__resolve_map_free(asyncore_map *map);
 
 #endif /* ASYNCORE_INTERNAL_H */

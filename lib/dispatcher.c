@@ -151,7 +151,8 @@ int asyncore_create_socket(asyncore_dispatcher *d, int family, int type)
 
     if (asyncore__check(d) < 0)
         return -1;
-    if (d->fd >= 0) {
+    /* Connecting without a socket: resolve.c is looking a name up. */
+    if (d->fd >= 0 || d->connecting) {
         errno = EISCONN;
         return -1;
     }
@@ -200,7 +201,7 @@ int asyncore_set_socket(asyncore_dispatcher *d, int fd)
 
     if (asyncore__check(d) < 0)
         return -1;
-    if (d->fd >= 0) {
+    if (d->fd >= 0 || d->connecting) { /* see asyncore_create_socket */
         errno = EISCONN;
         return -1;
     }
@@ -454,6 +455,8 @@ int asyncore_close(asyncore_dispatcher *d)
     if (d->timeouts != NULL) /* timeout.c: no timeout fires after close */
         asyncore__timeouts_free(d);
     asyncore__map_detach(d->map, d);
+    if (d->resolve != NULL) /* resolve.c: cancel a look-up in progress */
+        asyncore__resolve_cancel(d);
     if (d->fd >= 0) {
         /* POSIX leaves the descriptor state after EINTR unspecified; on
          * Linux it is closed, so never retry. */

@@ -28,6 +28,9 @@ void asyncore__connect_event(asyncore_dispatcher *d)
     if (d->io_kind == ASYNCORE__IO_SOCKET &&
         getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
+    /* resolve.c: a connect by name goes on to the name's next address. */
+    if (d->resolve != NULL && asyncore__resolve_connect_event(d, err))
+        return;
     if (err != 0) {
         d->last_error = err;
         asyncore_handle_error(d, err, "connect");

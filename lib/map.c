@@ -74,6 +74,7 @@ int asyncore_map_free(asyncore_map *map)
     asyncore__timers_free(map); /* timer.c: after the hooks close_all ran */
     asyncore__urgent_free(map);
     asyncore__thread_free(map);
+    asyncore__resolve_map_free(map); /* resolve.c: cancelled look-ups, evdns */
     event_free(map->timer);
     if (map->own_base)
         event_base_free(map->base);
