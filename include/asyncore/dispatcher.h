@@ -198,14 +198,16 @@ ASYNCORE_API int asyncore_connect(asyncore_dispatcher *d,
 
 /**
  * Convenience for asyncore_bind() and asyncore_connect(): @host is a
- * numeric address or a name (looked up with getaddrinfo(3), which may
- * block), @port a TCP/UDP port.  If the dispatcher is AF_UNIX, or has no
- * socket yet and @host starts with '/', @host is a socket path and @port is
- * ignored.  With no socket yet, a SOCK_STREAM socket of each address's
- * family is created for the attempt; on failure none is left behind.  The
- * addresses are tried in getaddrinfo's order.  Errors: EINVAL (@host
- * NULL or @port > 65535), EHOSTUNREACH (the name has no usable address),
- * ENAMETOOLONG (path), and those of the underlying call.
+ * numeric address or a name, @port a TCP/UDP port.  If the dispatcher is
+ * AF_UNIX, or has no socket yet and @host starts with '/', @host is a socket
+ * path and @port is ignored.  With no socket yet, a SOCK_STREAM socket of
+ * each address's family is created for the attempt; on failure none is left
+ * behind.  asyncore_bind_host() looks names up with getaddrinfo(3), which
+ * may block, and tries the addresses in its order; asyncore_connect_host()
+ * looks them up without blocking the loop: see resolve.h for how it then
+ * connects.  Errors: EINVAL (@host NULL or @port > 65535), EHOSTUNREACH (the
+ * name has no usable address), ENAMETOOLONG (path), and those of the
+ * underlying call.
  */
 ASYNCORE_API int asyncore_bind_host(asyncore_dispatcher *d, const char *host,
                                     unsigned port);
