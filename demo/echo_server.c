@@ -1,7 +1,7 @@
 /*
  * echo_server.c -- echo every byte back, to many clients at once.
  *
- *   echo_server [-b ADDR] [-p PORT] [-u PATH] [-R]
+ *   echo_server [-b ADDR] [-p PORT] [-u PATH] [-t THREADS] [-R]
  *
  * The shape is the classic asyncore echo server: a listening dispatcher
  * whose handle_accepted gives each new connection a dispatcher_with_send,
@@ -15,11 +15,18 @@
  *    rest of its echo before we close;
  *  - SIGINT and SIGTERM close every dispatcher, which ends the loop.
  *
+ * With -t N it uses N cores: N threads, each running a map of its own with
+ * a listener of its own on the same port (SO_REUSEPORT), so the kernel
+ * spreads the connections and no map is shared.  The main thread then only
+ * waits for a signal and stops the workers with call_soon_threadsafe.
+ *
  * Exit status: 0 after a signal, 1 on a runtime failure, 2 on bad usage.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,12 +44,14 @@
  * QUEUE_LIMIT + READ_CHUNK bytes of memory. */
 #define QUEUE_LIMIT (256 * 1024)
 #define READ_CHUNK 65536
+#define MAX_THREADS 256
 
 static struct {
     const char *addr, *path;
     long port;
     int reevaluate; /* -R: asyncore's poll() behaviour, for the benchmarks */
-} opt = { DEFAULT_ADDR, NULL, DEFAULT_PORT, 0 };
+    long threads;   /* -t: maps, each in a thread of its own */
+} opt = { DEFAULT_ADDR, NULL, DEFAULT_PORT, 0, 1 };
 
 static int got_signal;
 
@@ -177,19 +186,23 @@ static void print_listening(asyncore_dispatcher *server)
     fflush(stdout);
 }
 
-/* Create the listener; on failure print why and return NULL. */
-static asyncore_dispatcher *start_server(void)
+/* Create a listener on @map and @port; on failure print why and return
+ * NULL.  With @shared, other listeners may bind the same port. */
+static asyncore_dispatcher *start_server(asyncore_map *map, unsigned port,
+                                         int shared)
 {
     const char *addr = opt.addr, *path = opt.path;
-    unsigned port = (unsigned)opt.port;
     int family = path ? AF_UNIX : strchr(addr, ':') ? AF_INET6 : AF_INET;
     asyncore_dispatcher *server;
 
-    server = asyncore_dispatcher_new(NULL, &server_handlers, NULL);
+    server = asyncore_dispatcher_new(map, &server_handlers, NULL);
     if (server == NULL || asyncore_create_socket(server, family, SOCK_STREAM) < 0)
         goto fail;
     /* Restart at once on the same port, despite old TIME_WAIT connections. */
     if (family != AF_UNIX && asyncore_set_reuse_addr(server) < 0)
+        goto fail;
+    /* -t: one listener per thread on the same port; set before bind. */
+    if (shared && asyncore_set_reuse_port(server) < 0)
         goto fail;
     /* For AF_UNIX, asyncore_bind_host() takes the path as host.  A deep
      * backlog lets a burst of connections in at once instead of in waves
@@ -208,10 +221,160 @@ fail:
     return NULL;
 }
 
+/* ---- -t: one map per thread ----------------------------------------------- */
+
+/* A worker: a map of its own, with its own listener, and the thread that
+ * runs its loop.  The main thread makes the map before the thread starts
+ * and frees it after the thread is joined; in between, only the worker
+ * touches it, and the main thread reaches it through call_soon_threadsafe. */
+struct worker {
+    asyncore_map *map;
+    pthread_t thread;
+    int started;
+    int rc, err; /* asyncore_loop()'s result and errno, read after the join */
+};
+
+static pthread_t main_thread;
+
+/* What the main thread waits for: the stop signals, and SIGUSR1 from a
+ * worker whose loop ended by itself.  Every thread blocks them. */
+static void wait_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGUSR1);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    w->rc = asyncore_loop(w->map, -1.0, ASYNCORE_FOREVER);
+    w->err = errno;
+    /* If nobody stopped us, our listener failed: the main thread must stop
+     * the others.  If it did stop us, the signal stays blocked, unseen. */
+    pthread_kill(main_thread, SIGUSR1);
+    return NULL;
+}
+
+/* Runs in a worker's thread, queued there by the main thread. */
+static void stop_worker(asyncore_map *map, void *arg)
+{
+    (void)arg;
+    asyncore_close_all(map); /* the map is empty: its loop returns */
+}
+
+/* The port a listener is bound to (the kernel's pick for -p 0). */
+static unsigned bound_port(asyncore_dispatcher *server)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getsockname(asyncore_dispatcher_fd(server), (struct sockaddr *)&ss,
+                    &len) < 0)
+        return 0;
+    return ntohs(ss.ss_family == AF_INET6
+                     ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                     : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Make every worker's map and listener, here, in order: the first takes the
+ * port, the others join it.  Returns how many maps were made; *@ok is 1 if
+ * all were. */
+static long make_workers(struct worker *w, int *ok)
+{
+    asyncore_dispatcher *server, *first = NULL;
+    unsigned port = (unsigned)opt.port;
+    long n;
+
+    *ok = 0;
+    for (n = 0; n < opt.threads; n++) {
+        if ((w[n].map = asyncore_map_new(NULL)) == NULL) {
+            fprintf(stderr, "echo_server: %s\n", strerror(errno));
+            return n;
+        }
+        if (opt.reevaluate)
+            (void)asyncore_map_set_reevaluate(w[n].map, 1);
+        if ((server = start_server(w[n].map, port, 1)) == NULL)
+            return n + 1;
+        if (first == NULL) {
+            first = server;
+            port = bound_port(server);
+        }
+    }
+    print_listening(first);
+    *ok = 1;
+    return n;
+}
+
+/* Start the threads, wait for a signal, stop and join them.  0 if stopped
+ * by SIGINT/SIGTERM, 1 if a thread could not start or a loop failed. */
+static int run_workers(struct worker *w, long n, sigset_t *set)
+{
+    int sig = 0, rc = 0;
+    long i;
+
+    for (i = 0; i < n; i++) {
+        if ((errno = pthread_create(&w[i].thread, NULL, worker_main, &w[i])) != 0) {
+            fprintf(stderr, "echo_server: cannot start a thread: %s\n",
+                    strerror(errno));
+            rc = 1;
+            break;
+        }
+        w[i].started = 1;
+    }
+    /* A worker's SIGUSR1 means its loop ended by itself (its handle_error
+     * has said why); anything else is a stop signal. */
+    if (rc == 0 && (sigwait(set, &sig) != 0 || sig == SIGUSR1))
+        rc = 1;
+    for (i = 0; i < n && w[i].started; i++) {
+        if (asyncore_map_call_soon_threadsafe(w[i].map, stop_worker, NULL) < 0) {
+            /* The worker cannot be told to stop: leave without it. */
+            fprintf(stderr, "echo_server: %s\n", strerror(errno));
+            exit(1);
+        }
+    }
+    for (i = 0; i < n && w[i].started; i++) {
+        pthread_join(w[i].thread, NULL);
+        if (w[i].rc < 0) {
+            fprintf(stderr, "echo_server: %s\n", strerror(w[i].err));
+            rc = 1;
+        }
+    }
+    return rc;
+}
+
+/* -t THREADS (> 1): serve with THREADS maps, a thread each. */
+static int serve_threads(void)
+{
+    struct worker *w = calloc((size_t)opt.threads, sizeof(*w));
+    sigset_t set;
+    long n, i;
+    int ok, rc = 1;
+
+    if (w == NULL) {
+        fprintf(stderr, "echo_server: %s\n", strerror(errno));
+        return 1;
+    }
+    /* Blocked before any thread exists, so that every thread inherits the
+     * mask and the signals reach only the main thread's sigwait(). */
+    main_thread = pthread_self();
+    wait_set(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    n = make_workers(w, &ok);
+    if (ok)
+        rc = run_workers(w, n, &set);
+    for (i = 0; i < n; i++)
+        asyncore_map_free(w[i].map); /* closes what is left */
+    free(w);
+    return rc;
+}
+
 /* The synopsis; with --help the options too, on stdout. */
 static void usage(FILE *to)
 {
-    fputs("usage: echo_server [-b ADDR] [-p PORT] [-u PATH] [-R]\n", to);
+    fputs("usage: echo_server [-b ADDR] [-p PORT] [-u PATH] [-t THREADS] [-R]\n", to);
     if (to == stderr) {
         fputs("Try 'echo_server --help' for more.\n", to);
         return;
@@ -221,6 +384,8 @@ static void usage(FILE *to)
             "  -b ADDR   address to listen on, IPv4 or IPv6 (default %s)\n"
             "  -p PORT   TCP port; 0 picks a free one (default %d)\n"
             "  -u PATH   listen on a Unix socket at PATH instead of TCP\n"
+            "  -t THREADS  serve TCP with THREADS threads, a listener each\n"
+            "            on the same port (SO_REUSEPORT; default 1)\n"
             "  -R        re-evaluate every connection's readable()/writable()\n"
             "            before each wait, as asyncore's poll() did (slower)\n"
             "  -h, --help  show this help\n"
@@ -242,6 +407,19 @@ static long parse_port(const char *s)
     return v;
 }
 
+/* A number from 1 to @max, or -1 if @s is not one. */
+static long parse_count(const char *s, long max)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > max)
+        return -1;
+    return v;
+}
+
 /* Fill opt from the command line; -1 on bad usage. */
 static int parse_args(int argc, char **argv)
 {
@@ -252,7 +430,7 @@ static int parse_args(int argc, char **argv)
     int o;
 
     argv[0] = (char *)"echo_server"; /* getopt's messages: not libtool's path */
-    while ((o = getopt_long(argc, argv, "b:p:u:Rh", longopts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "b:p:u:t:Rh", longopts, NULL)) != -1) {
         switch (o) {
         case 'b': opt.addr = optarg; break;
         case 'R': opt.reevaluate = 1; break;
@@ -263,12 +441,22 @@ static int parse_args(int argc, char **argv)
                 return -1;
             }
             break;
+        case 't':
+            if ((opt.threads = parse_count(optarg, MAX_THREADS)) < 0) {
+                fprintf(stderr, "echo_server: bad thread count: %s\n", optarg);
+                return -1;
+            }
+            break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "echo_server: unexpected argument: %s\n", argv[optind]);
+        return -1;
+    }
+    if (opt.threads > 1 && opt.path != NULL) {
+        fprintf(stderr, "echo_server: -t needs TCP: Unix sockets cannot share a path\n");
         return -1;
     }
     return 0;
@@ -285,6 +473,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (opt.threads > 1)
+        return serve_threads();
     /* The signal events live on the default map's event_base, beside the
      * dispatchers: asyncore_loop() serves them along with the sockets. */
     base = asyncore_map_base(NULL);
@@ -297,7 +487,7 @@ int main(int argc, char **argv)
     if (sigint == NULL || sigterm == NULL || evsignal_add(sigint, NULL) < 0 ||
         evsignal_add(sigterm, NULL) < 0) {
         fprintf(stderr, "echo_server: cannot watch signals\n");
-    } else if ((server = start_server()) != NULL) {
+    } else if ((server = start_server(NULL, (unsigned)opt.port, 0)) != NULL) {
         print_listening(server);
         if (asyncore_loop(NULL, -1.0, ASYNCORE_FOREVER) < 0)
             fprintf(stderr, "echo_server: %s\n", strerror(errno));

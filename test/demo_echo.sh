@@ -306,6 +306,22 @@ help_ok() {
 check "server --help exits 0 with usage" help_ok "$ECHO_SERVER" --help
 check "client --help exits 0 with usage" help_ok "$ECHO_CLIENT" --help
 
+# ---- -t: a map per thread, listeners sharing the port (SO_REUSEPORT) ------
+
+if start threads $WRAP "$ECHO_SERVER" -t 2 -p 0; then
+    check "server -t 2 prints one 'listening on 127.0.0.1:PORT' line" \
+        listening_line_names_a_port
+    check "server -t 2: client -c 20 -n 100 -s 1000, 2000 messages, 0 mismatches" \
+        client_ok 2000 $WRAP "$ECHO_CLIENT" -p "$port" -c 20 -n 100 -s 1000
+    check "server -t 2 echoes 1 B..4 MiB to 4 concurrent python clients" \
+        timeout $T $PY "$PEER" client "$addr" --conns 4
+    stop $pid
+    check "server -t 2 exits 0 on SIGTERM" test $status -eq 0
+else
+    fail "server -t 2 starts"
+fi
+check "server with -t 0 exits 2 with usage" bad_usage "$ECHO_SERVER" "-t 0"
+
 # The demos' stderr must hold no report of a sanitizer or of valgrind.
 clean_stderr() {
     ! grep -l -E 'Sanitizer|runtime error|^==[0-9]+== ' "$tmp"/*.err 2>/dev/null
