@@ -53,6 +53,7 @@ static int iterate(asyncore_map *map, double timeout)
 {
     struct timeval tv;
     int flags = EVLOOP_ONCE;
+    int timed = 0;
     int rc;
 
     if (map->reevaluate)
@@ -65,6 +66,7 @@ static int iterate(asyncore_map *map, double timeout)
     } else if (timeout > 0) {
         tv = seconds_to_tv(timeout);
         evtimer_add(map->timer, &tv);
+        timed = 1;
     }
     /* thread.c's wake-up event is always added: it alone is not armed. */
     if (timeout < 0 && flags == EVLOOP_ONCE && asyncore__thread_base_idle(map)) {
@@ -72,7 +74,11 @@ static int iterate(asyncore_map *map, double timeout)
         return -1;
     }
     rc = event_base_loop(map->base, flags);
-    evtimer_del(map->timer);
+    /* Only if added: with no timeout (the usual asyncore_loop(-1)) this
+     * runs once per round trip, and event_del of a pending-less timer
+     * still takes libevent's lock and walks its checks. */
+    if (timed)
+        evtimer_del(map->timer);
     if (rc < 0) {
         errno = EIO;
         return -1;
