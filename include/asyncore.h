@@ -14,6 +14,7 @@
 #include <asyncore/send.h>
 #include <asyncore/file.h>
 #include <asyncore/chat.h>
+#include <asyncore/tls.h>
 #include <asyncore/timer.h>
 #include <asyncore/chat_flow.h>
 #include <asyncore/thread.h>

@@ -48,6 +48,8 @@ struct asyncore_dispatcher {
     /* resolve.c: a connect by host name, from the look-up until an attempt
      * at one of its addresses succeeded or every one failed; else NULL. */
     struct asyncore__resolve *resolve;
+    /* tls.c: the TLS transport under recv/send, NULL for plain sockets. */
+    struct asyncore__tls *tls;
     /* The struct event (event_get_struct_event_size() bytes), then the
      * inline area, follow in the same allocation. */
 };
@@ -152,5 +154,17 @@ int asyncore__resolve_connect(asyncore_dispatcher *d, const char *host,
 int asyncore__resolve_connect_event(asyncore_dispatcher *d, int err);
 void asyncore__resolve_cancel(asyncore_dispatcher *d);
 void asyncore__resolve_map_free(asyncore_map *map);
+
+/* tls.c: the TLS transport.  io.c sends and receives through it, events.c
+ * lets it drive the handshake and map readiness and interest, dispatcher.c
+ * closes and frees it. */
+ssize_t asyncore__tls_send(asyncore_dispatcher *d, const void *buf, size_t len);
+ssize_t asyncore__tls_recv(asyncore_dispatcher *d, void *buf, size_t len);
+int asyncore__tls_handshaking(const asyncore_dispatcher *d);
+int asyncore__tls_connect_event(asyncore_dispatcher *d);
+short asyncore__tls_interest(asyncore_dispatcher *d, short want);
+short asyncore__tls_event(asyncore_dispatcher *d, short what);
+void asyncore__tls_close(asyncore_dispatcher *d);
+void asyncore__tls_free(asyncore_dispatcher *d);
 
 #endif /* ASYNCORE_INTERNAL_H */

@@ -76,13 +76,15 @@ void asyncore_default_handle_error(asyncore_dispatcher *d, int err,
                                    const char *op)
 {
     char repr[160];
+    const char *tls = asyncore_tls_last_error(d); /* tls.c: OpenSSL's words */
 
     if (d == NULL)
         return;
     asyncore_dispatcher_repr(d, repr, sizeof(repr));
     asyncore_log_info(d, ASYNCORE_LOG_ERROR,
-                      "uncaptured error, closing channel %s (%s: errno %d: %s)",
-                      repr, op ? op : "?", err, strerror(err));
+                      "uncaptured error, closing channel %s (%s: errno %d: %s%s%s)",
+                      repr, op ? op : "?", err, strerror(err),
+                      tls ? ": " : "", tls ? tls : "");
     asyncore_handle_close(d);
 }
 

@@ -457,6 +457,8 @@ int asyncore_close(asyncore_dispatcher *d)
     asyncore__map_detach(d->map, d);
     if (d->resolve != NULL) /* resolve.c: cancel a look-up in progress */
         asyncore__resolve_cancel(d);
+    if (d->tls != NULL) /* tls.c: close_notify while the socket is there */
+        asyncore__tls_close(d);
     if (d->fd >= 0) {
         /* POSIX leaves the descriptor state after EINTR unspecified; on
          * Linux it is closed, so never retry. */
@@ -485,6 +487,8 @@ void asyncore__release(asyncore_dispatcher *d)
         d->defaults->destroy(d);
     if (d->out)
         evbuffer_free(d->out);
+    if (d->tls != NULL) /* tls.c: kept until now for asyncore_tls_last_error */
+        asyncore__tls_free(d);
     free(d->addr);
     free(d);
 }

@@ -23,6 +23,9 @@ void asyncore__connect_event(asyncore_dispatcher *d)
     int err = 0;
     socklen_t len = sizeof(err);
 
+    /* tls.c: once TCP is up, connecting means the TLS handshake. */
+    if (d->tls != NULL && asyncore__tls_handshaking(d))
+        goto handshake;
     if (d->timeouts != NULL) /* timeout.c: the connect is over, either way */
         asyncore__timeout_connect_done(d);
     if (d->io_kind == ASYNCORE__IO_SOCKET &&
@@ -36,6 +39,11 @@ void asyncore__connect_event(asyncore_dispatcher *d)
         asyncore_handle_error(d, err, "connect");
         return;
     }
+handshake:
+    /* tls.c: over TLS, connected means the handshake is done; the
+     * transport reports its failures itself. */
+    if (d->tls != NULL && asyncore__tls_connect_event(d) <= 0)
+        return;
     if (!d->connect_done) {
         d->connect_done = 1;
         ASYNCORE__HOOK(d, handle_connect)(d);
@@ -84,6 +92,10 @@ void asyncore__event_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     asyncore__hold(d);
+    /* tls.c: the transport takes the readiness it needs (handshake, its
+     * pending output) and says which hooks the rest stands for. */
+    if (d->tls != NULL)
+        what = asyncore__tls_event(d, what);
     if (d->timeouts != NULL) /* timeout.c: just a timestamp, no timer call */
         asyncore__timeout_activity(d);
     if (what & EV_READ)
@@ -106,6 +118,9 @@ static short wanted_events(asyncore_dispatcher *d)
     /* Listeners never ask for write interest (asyncore's poll does not). */
     if (!d->accepting && ASYNCORE__HOOK(d, writable)(d))
         want |= EV_WRITE;
+    /* tls.c: what OpenSSL needs the socket for, on the user's behalf. */
+    if (d->tls != NULL && !d->closed)
+        want = asyncore__tls_interest(d, want);
     return want;
 }
 

@@ -21,7 +21,7 @@ for f in "$tmp"/example*.c; do
     [ -f "$f" ] || continue
     if ${CC:-cc} -Wall -Wextra -Werror -I"$srcdir/include" -I"$top_builddir/include" \
         "$f" -o "${f%.c}" "$lib" \
-        $(pkg-config --libs libevent_core libevent_extra) 2>"$tmp/err"; then
+        $(pkg-config --libs libevent_core libevent_extra openssl) 2>"$tmp/err"; then
         pass=$((pass + 1))
     else
         echo "README example $(basename "$f") does not build:"; cat "$tmp/err"

@@ -1,0 +1,850 @@
+/*
+ * tls.c -- the TLS transport: OpenSSL under a dispatcher, driven by the
+ * dispatcher's own event.
+ *
+ * The transport plugs into four places and nowhere else:
+ *   io.c        asyncore__raw_send/recv pass plaintext through SSL_write/
+ *               SSL_read (asyncore__tls_send/recv);
+ *   events.c    before readiness is mapped to hooks, asyncore__tls_event()
+ *               drives the handshake and the transport's own pending
+ *               output, and says which hooks the readiness stands for;
+ *               asyncore__tls_interest() turns readable()/writable() into
+ *               what OpenSSL needs the socket for; asyncore__connect_event()
+ *               hands over to asyncore__tls_connect_event() once TCP is up
+ *               and asks it whether the handshake is done;
+ *   dispatcher.c asyncore_close() sends close_notify (asyncore__tls_close)
+ *               and the last release frees the state (asyncore__tls_free).
+ *
+ * States: PRE (TLS started, TCP not connected yet), HANDSHAKE, DONE, FAILED.
+ * While PRE or HANDSHAKE the dispatcher is asyncore-"connecting".
+ *
+ * OpenSSL talks to the socket through a BIO of ours so that writes use
+ * send(MSG_NOSIGNAL): its socket BIO uses write(2), which raises SIGPIPE
+ * when the peer is gone, and a library must not kill its host.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "asyncore-internal.h"
+
+/* The most plaintext one record carries: one asyncore_send() at most. */
+#define TLS_CHUNK 16384
+
+enum tls_phase { PHASE_PRE, PHASE_HANDSHAKE, PHASE_DONE, PHASE_FAILED };
+
+struct asyncore_tls_context {
+    SSL_CTX *ctx;
+    int server;
+};
+
+struct asyncore__tls {
+    SSL *ssl;                 /* NULL once closed */
+    struct event *redispatch; /* delivers what SSL already decrypted */
+    unsigned char *pend;      /* accepted plaintext SSL has not taken yet */
+    size_t pend_off, pend_len;
+    int fd;                   /* the BIO's socket */
+    int bio_errno;            /* errno of the BIO's last failed call */
+    enum tls_phase phase;
+    short hs_want;            /* what the handshake waits for */
+    short read_want;          /* what SSL_read waits for (EV_WRITE: renegotiation) */
+    short write_want;         /* what SSL_write waits for */
+    short user_want;          /* readable()/writable() at the last update */
+    unsigned server : 1;
+    unsigned eof : 1;         /* the socket read end of file */
+    unsigned fatal : 1;       /* no close_notify may be sent any more */
+    unsigned truncated : 1;   /* end of file without close_notify */
+    unsigned read_blocked : 1; /* the last SSL_read wanted more input */
+    char reason[256];
+};
+
+/* ---- the BIO: the dispatcher's socket, without SIGPIPE ------------------- */
+
+static int retryable(int err)
+{
+    return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+static int bio_write(BIO *b, const char *buf, int len)
+{
+    struct asyncore__tls *t = BIO_get_data(b);
+    ssize_t n;
+
+    BIO_clear_retry_flags(b);
+    n = send(t->fd, buf, (size_t)len, MSG_NOSIGNAL);
+    if (n < 0) {
+        t->bio_errno = errno;
+        if (retryable(errno))
+            BIO_set_retry_write(b);
+    }
+    return (int)n;
+}
+
+static int bio_read(BIO *b, char *buf, int len)
+{
+    struct asyncore__tls *t = BIO_get_data(b);
+    ssize_t n;
+
+    BIO_clear_retry_flags(b);
+    n = recv(t->fd, buf, (size_t)len, 0);
+    if (n == 0)
+        t->eof = 1;
+    if (n < 0) {
+        t->bio_errno = errno;
+        if (retryable(errno))
+            BIO_set_retry_read(b);
+    }
+    return (int)n;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    struct asyncore__tls *t = BIO_get_data(b);
+
+    (void)num;
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_EOF: /* lets OpenSSL call an end of file "unexpected" */
+        return t->eof;
+    case BIO_C_GET_FD: /* SSL_get_fd() */
+        if (ptr != NULL)
+            *(int *)ptr = t->fd;
+        return t->fd;
+    default:
+        return 0;
+    }
+}
+
+static BIO_METHOD *bio_method;
+static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+
+/* Once per process (maps may live in several threads); never freed, like
+ * OpenSSL's own methods. */
+static void bio_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK |
+                                     BIO_TYPE_DESCRIPTOR,
+                                 "asyncore socket");
+
+    if (m != NULL && BIO_meth_set_write(m, bio_write) &&
+        BIO_meth_set_read(m, bio_read) && BIO_meth_set_ctrl(m, bio_ctrl))
+        bio_method = m;
+    else
+        BIO_meth_free(m);
+}
+
+/* Connect the SSL to the dispatcher's socket: 0, or -1 (ENOMEM). */
+static int bind_socket(asyncore_dispatcher *d)
+{
+    struct asyncore__tls *t = d->tls;
+    BIO *b;
+
+    pthread_once(&bio_once, bio_method_init);
+    if (bio_method == NULL || (b = BIO_new(bio_method)) == NULL)
+        return -1;
+    t->fd = d->fd;
+    BIO_set_data(b, t);
+    BIO_set_init(b, 1);
+    SSL_set_bio(t->ssl, b, b);
+    return 0;
+}
+
+/* ---- reasons and error codes --------------------------------------------- */
+
+static void set_reason(struct asyncore__tls *t, const char *a, const char *b)
+{
+    snprintf(t->reason, sizeof(t->reason), "%s%s%s", a, b ? ": " : "",
+             b ? b : "");
+}
+
+/* The first error OpenSSL queued, in its words; the queue is then emptied
+ * so that it misleads no later caller in this thread. */
+static void reason_from_queue(struct asyncore__tls *t, const char *fallback)
+{
+    unsigned long e = ERR_peek_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    char code[32];
+
+    if (r == NULL && e != 0) {
+        snprintf(code, sizeof(code), "error:%08lX", e);
+        r = code;
+    }
+    set_reason(t, r ? r : fallback, NULL);
+    ERR_clear_error();
+}
+
+/*
+ * Classify a failure of SSL_do_handshake/SSL_read/SSL_write whose
+ * SSL_get_error() is @e: the errno it maps to, the reason recorded.  An
+ * end of file without close_notify returns 0 (the caller decides).
+ */
+static int classify(struct asyncore__tls *t, int e)
+{
+    long v;
+
+    if (e == SSL_ERROR_ZERO_RETURN) {
+        set_reason(t, "the peer sent close_notify", NULL);
+        return ECONNABORTED;
+    }
+    if (t->eof && !(SSL_get_shutdown(t->ssl) & SSL_RECEIVED_SHUTDOWN)) {
+        reason_from_queue(t, "unexpected eof while reading");
+        return 0;
+    }
+    if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+        int err = t->bio_errno ? t->bio_errno : EIO;
+        set_reason(t, strerror(err), NULL);
+        return err;
+    }
+    if (e == SSL_ERROR_SSL && (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER) &&
+        (v = SSL_get_verify_result(t->ssl)) != X509_V_OK) {
+        set_reason(t, "certificate verify failed",
+                   X509_verify_cert_error_string(v));
+        ERR_clear_error();
+        return EACCES;
+    }
+    /* A server that requires a client certificate and got none refused
+     * the peer as surely as one whose certificate failed. */
+    if (e == SSL_ERROR_SSL && ERR_GET_LIB(ERR_peek_error()) == ERR_LIB_SSL &&
+        ERR_GET_REASON(ERR_peek_error()) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+        reason_from_queue(t, "peer did not return a certificate");
+        return EACCES;
+    }
+    reason_from_queue(t, "TLS protocol error");
+    return e == SSL_ERROR_SYSCALL && t->bio_errno ? t->bio_errno : EPROTO;
+}
+
+/* The handshake failed with @err: report it once, with op "tls". */
+static int handshake_failed(asyncore_dispatcher *d, int err)
+{
+    d->tls->phase = PHASE_FAILED;
+    d->tls->fatal = 1;
+    asyncore_handle_error(d, err, "tls");
+    return -1;
+}
+
+/* ---- the handshake ------------------------------------------------------- */
+
+/* 1 done, 0 waiting (hs_want says for what), -1 failed and reported. */
+static int handshake_step(asyncore_dispatcher *d)
+{
+    struct asyncore__tls *t = d->tls;
+    int r, e, err;
+
+    ERR_clear_error();
+    t->bio_errno = 0;
+    r = SSL_do_handshake(t->ssl);
+    if (r == 1) {
+        t->phase = PHASE_DONE;
+        t->read_want = EV_READ;
+        t->write_want = EV_WRITE;
+        return 1;
+    }
+    e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        t->hs_want = e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
+        return 0;
+    }
+    err = classify(t, e);
+    /* An end of file before the handshake is done is an abort, not an end
+     * of the stream: the connection never existed for the user. */
+    return handshake_failed(d, err ? err : ECONNABORTED);
+}
+
+/*
+ * A started transport on a socket that is connected already (adopted, or
+ * upgraded after its own handle_connect) goes back to "connecting" for
+ * its handshake: handle_connect will mean "TLS is up".
+ */
+static int begin_if_connected(asyncore_dispatcher *d)
+{
+    struct asyncore__tls *t = d->tls;
+
+    if (t->phase != PHASE_PRE || !d->connected || d->fd < 0)
+        return 0;
+    if (bind_socket(d) < 0) {
+        /* Still connected in asyncore's eyes: its hooks meet ENOTCONN. */
+        t->phase = PHASE_FAILED;
+        set_reason(t, "out of memory", NULL);
+        errno = ENOMEM;
+        return -1;
+    }
+    d->connected = 0;
+    d->connecting = 1;
+    d->connect_done = 0;
+    t->phase = PHASE_HANDSHAKE;
+    t->hs_want = t->server ? EV_READ : EV_WRITE;
+    return 0;
+}
+
+int asyncore__tls_handshaking(const asyncore_dispatcher *d)
+{
+    return d->tls->phase == PHASE_HANDSHAKE || d->tls->phase == PHASE_FAILED;
+}
+
+/* Called by asyncore__connect_event() once TCP is up (its outcome taken
+ * there, as for any socket), then for every readiness of the handshake. */
+int asyncore__tls_connect_event(asyncore_dispatcher *d)
+{
+    struct asyncore__tls *t = d->tls;
+
+    if (t->phase == PHASE_DONE)
+        return 1;
+    if (t->phase == PHASE_FAILED)
+        return -1;
+    if (t->phase == PHASE_PRE) {
+        if (bind_socket(d) < 0)
+            return handshake_failed(d, ENOMEM);
+        t->phase = PHASE_HANDSHAKE;
+    }
+    return handshake_step(d);
+}
+
+/* ---- plaintext ----------------------------------------------------------- */
+
+/* A failure of SSL_read/SSL_write after the handshake: -1 with errno. */
+static ssize_t io_failed(struct asyncore__tls *t, int e)
+{
+    int err = classify(t, e);
+
+    if (err == 0) {
+        t->truncated = 1;
+        return 0;
+    }
+    if (e == SSL_ERROR_SSL || e == SSL_ERROR_SYSCALL)
+        t->fatal = 1; /* OpenSSL forbids SSL_shutdown after these */
+    if (err == EPROTO)
+        t->phase = PHASE_FAILED;
+    errno = err;
+    return -1;
+}
+
+ssize_t asyncore__tls_recv(asyncore_dispatcher *d, void *buf, size_t len)
+{
+    struct asyncore__tls *t = d->tls;
+    size_t n = 0;
+    int e;
+
+    if (t->phase != PHASE_DONE || t->ssl == NULL) {
+        errno = t->phase == PHASE_FAILED ? ENOTCONN : EAGAIN;
+        return -1;
+    }
+    ERR_clear_error();
+    t->bio_errno = 0;
+    t->read_blocked = 0;
+    if (SSL_read_ex(t->ssl, buf, len, &n) == 1) {
+        t->read_want = EV_READ;
+        return (ssize_t)n;
+    }
+    e = SSL_get_error(t->ssl, 0);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        t->read_want = e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
+        t->read_blocked = e == SSL_ERROR_WANT_READ;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0; /* close_notify: the end of the stream */
+    return io_failed(t, e);
+}
+
+/* One SSL_write of @len bytes: bytes taken, or -1 with errno (EAGAIN when
+ * OpenSSL waits for the socket; write_want says which way). */
+static ssize_t write_some(struct asyncore__tls *t, const void *buf, size_t len)
+{
+    size_t n = 0;
+    int e;
+
+    ERR_clear_error();
+    t->bio_errno = 0;
+    if (SSL_write_ex(t->ssl, buf, len, &n) == 1) {
+        t->write_want = EV_WRITE;
+        return (ssize_t)n;
+    }
+    e = SSL_get_error(t->ssl, 0);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        t->write_want = e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (io_failed(t, e) == 0)
+        errno = EPIPE; /* writing to a peer that is gone */
+    return -1;
+}
+
+/* Hand OpenSSL the plaintext it still owes the peer: 0 when all is taken,
+ * -1 with errno otherwise.  A retry repeats the same bytes and length, as
+ * OpenSSL requires after WANT_READ/WANT_WRITE. */
+static int flush_pending(struct asyncore__tls *t)
+{
+    ssize_t n;
+
+    while (t->pend_len > 0) {
+        n = write_some(t, t->pend + t->pend_off, t->pend_len);
+        if (n < 0)
+            return -1;
+        t->pend_off += (size_t)n;
+        t->pend_len -= (size_t)n;
+    }
+    t->pend_off = 0;
+    return 0;
+}
+
+/*
+ * asyncore_send() over TLS.  A record the socket cannot take now is kept
+ * (copied: the caller's buffer is not ours to hold) and counted as sent,
+ * so that every caller -- retrying or not, with the same bytes or not --
+ * sees send(2)'s contract.  Nothing more is taken until it is gone.
+ */
+ssize_t asyncore__tls_send(asyncore_dispatcher *d, const void *buf, size_t len)
+{
+    struct asyncore__tls *t = d->tls;
+    size_t chunk = len < TLS_CHUNK ? len : TLS_CHUNK;
+    ssize_t n;
+
+    if (t->phase != PHASE_DONE || t->ssl == NULL) {
+        errno = t->phase == PHASE_FAILED ? ENOTCONN : EAGAIN;
+        return -1;
+    }
+    if (t->pend_len > 0 && flush_pending(t) < 0)
+        return -1;
+    if (chunk == 0)
+        return 0;
+    n = write_some(t, buf, chunk);
+    if (n >= 0 || errno != EAGAIN)
+        return n;
+    if (t->pend == NULL && (t->pend = malloc(TLS_CHUNK)) == NULL) {
+        /* OpenSSL holds the record and needs the same bytes again: a
+         * caller that cannot be told so must not go on. */
+        t->phase = PHASE_FAILED;
+        t->fatal = 1;
+        set_reason(t, "out of memory", NULL);
+        errno = ENOMEM;
+        return -1;
+    }
+    memcpy(t->pend, buf, chunk);
+    t->pend_off = 0;
+    t->pend_len = chunk;
+    return (ssize_t)chunk;
+}
+
+/* ---- the event mapping ---------------------------------------------------- */
+
+static void redispatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    asyncore_dispatcher *d = arg;
+
+    (void)fd;
+    (void)what;
+    /* No readiness: asyncore__tls_event() turns buffered plaintext into a
+     * read event if readable() still holds. */
+    asyncore__event_cb(d->fd, 0, d);
+}
+
+/* Plaintext that no socket readiness will announce: decrypted bytes the
+ * caller's buffer had no room for, or whole records read ahead. */
+static int has_buffered_input(const struct asyncore__tls *t)
+{
+    return SSL_pending(t->ssl) > 0 ||
+           (SSL_has_pending(t->ssl) && !t->read_blocked);
+}
+
+short asyncore__tls_interest(asyncore_dispatcher *d, short want)
+{
+    struct asyncore__tls *t = d->tls;
+    static const struct timeval now = { 0, 0 };
+    short out = 0;
+
+    t->user_want = want;
+    if (t->ssl == NULL)
+        return want;
+    (void)begin_if_connected(d);
+    switch (t->phase) {
+    case PHASE_PRE:
+        /* The handshake must hear of the TCP connect whatever the
+         * predicates say: it writes first. */
+        return d->connecting ? EV_WRITE : want;
+    case PHASE_HANDSHAKE:
+        return d->connecting ? t->hs_want : 0;
+    case PHASE_FAILED:
+        /* Connecting: nothing to wait for (a level-triggered readiness
+         * would spin).  Connected: let the hooks meet ENOTCONN. */
+        return d->connecting ? 0 : want;
+    case PHASE_DONE:
+        break;
+    }
+    if (want & EV_READ)
+        out |= t->read_want;
+    if ((want & EV_WRITE) || t->pend_len > 0)
+        out |= t->write_want;
+    /* A zero timeout fires in the next loop iteration, never in this one:
+     * a handle_read that leaves the bytes there cannot spin the loop. */
+    if ((want & EV_READ) && has_buffered_input(t))
+        evtimer_add(t->redispatch, &now);
+    return out;
+}
+
+/* Pending output when the socket allows; hooks run as asyncore_send()'s
+ * would.  Returns -1 if @d closed. */
+static int flush_from_event(asyncore_dispatcher *d)
+{
+    struct asyncore__tls *t = d->tls;
+
+    if (flush_pending(t) == 0 || errno == EAGAIN)
+        return 0;
+    d->last_error = errno;
+    if (asyncore__is_disconnect(errno))
+        asyncore_handle_close(d);
+    else
+        asyncore_handle_error(d, d->last_error, "send");
+    return d->closed ? -1 : 0;
+}
+
+short asyncore__tls_event(asyncore_dispatcher *d, short what)
+{
+    struct asyncore__tls *t = d->tls;
+    short ww = t->write_want, out = 0;
+
+    if (!d->connected) {
+        if (!d->connecting || t->ssl == NULL) /* no connect asked yet? */
+            return t->phase == PHASE_PRE ? what : 0;
+        asyncore__connect_event(d);
+        /* Readiness that served the handshake is used up; the hooks get
+         * theirs in the next iteration, once the interest is the user's. */
+        return 0;
+    }
+    if (t->phase != PHASE_DONE || t->ssl == NULL)
+        return what;
+    if (t->pend_len > 0 && (what & ww) && flush_from_event(d) < 0)
+        return 0;
+    if ((t->user_want & EV_READ) &&
+        ((what & t->read_want) || has_buffered_input(t)))
+        out |= EV_READ;
+    if ((t->user_want & EV_WRITE) && t->pend_len == 0 && (what & ww))
+        out |= EV_WRITE;
+    return out;
+}
+
+/* ---- close and release ---------------------------------------------------- */
+
+/* The SSL, its BIO, the timer and the copy: what only an open one needs. */
+static void drop_ssl(struct asyncore__tls *t)
+{
+    ERR_clear_error();
+    SSL_free(t->ssl); /* and the BIO; the descriptor is the dispatcher's */
+    t->ssl = NULL;
+    if (t->redispatch != NULL)
+        event_free(t->redispatch);
+    t->redispatch = NULL;
+    free(t->pend);
+    t->pend = NULL;
+    t->pend_len = 0;
+}
+
+/* One attempt, no waiting: what is still owed, then close_notify. */
+void asyncore__tls_close(asyncore_dispatcher *d)
+{
+    struct asyncore__tls *t = d->tls;
+
+    if (t->ssl == NULL)
+        return;
+    if (t->phase == PHASE_DONE && !t->fatal && !t->eof &&
+        flush_pending(t) == 0) {
+        ERR_clear_error();
+        (void)SSL_shutdown(t->ssl);
+    }
+    drop_ssl(t);
+}
+
+void asyncore__tls_free(asyncore_dispatcher *d)
+{
+    drop_ssl(d->tls);
+    free(d->tls);
+    d->tls = NULL;
+}
+
+/* ---- contexts ------------------------------------------------------------- */
+
+static asyncore_tls_context *context_new(const SSL_METHOD *method, int server)
+{
+    asyncore_tls_context *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->server = server;
+    c->ctx = SSL_CTX_new(method);
+    if (c->ctx == NULL) {
+        free(c);
+        errno = ENOMEM;
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+    /* TLS 1.2 renegotiation is refused: OpenSSL cannot run it while an
+     * application record waits for a non-blocking socket (its handshake
+     * write then fails), and TLS 1.3 replaced it with messages that wait
+     * for pending writes. */
+    SSL_CTX_set_options(c->ctx, SSL_OP_NO_RENEGOTIATION);
+    /* Partial writes: one record per asyncore_send().  Moving buffer: a
+     * retry comes from the transport's copy, not the caller's buffer. */
+    SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    return c;
+}
+
+/* access(2)'s verdict for a file OpenSSL is about to read: its errno is
+ * clearer than OpenSSL's "system library" error. */
+static int readable_file(const char *path)
+{
+    return path == NULL || access(path, R_OK) == 0 ? 0 : -1;
+}
+
+asyncore_tls_context *asyncore_tls_client_context_new(const char *ca_file)
+{
+    asyncore_tls_context *c;
+
+    if (readable_file(ca_file) < 0)
+        return NULL;
+    c = context_new(TLS_client_method(), 0);
+    if (c == NULL)
+        return NULL;
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    if (ca_file != NULL ? SSL_CTX_load_verify_locations(c->ctx, ca_file, NULL) != 1
+                        : SSL_CTX_set_default_verify_paths(c->ctx) != 1) {
+        asyncore_tls_context_free(c);
+        errno = EINVAL;
+        return NULL;
+    }
+    return c;
+}
+
+asyncore_tls_context *asyncore_tls_server_context_new(const char *cert_file,
+                                                      const char *key_file)
+{
+    static const unsigned char sid[] = "asyncore";
+    asyncore_tls_context *c;
+
+    if (cert_file == NULL || key_file == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (readable_file(cert_file) < 0 || readable_file(key_file) < 0)
+        return NULL;
+    c = context_new(TLS_server_method(), 1);
+    if (c == NULL)
+        return NULL;
+    if (SSL_CTX_use_certificate_chain_file(c->ctx, cert_file) != 1 ||
+        SSL_CTX_use_PrivateKey_file(c->ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(c->ctx) != 1 ||
+        /* Resumed sessions with client certificates need an id context. */
+        SSL_CTX_set_session_id_context(c->ctx, sid, sizeof(sid) - 1) != 1) {
+        asyncore_tls_context_free(c);
+        errno = EINVAL;
+        return NULL;
+    }
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
+    return c;
+}
+
+void asyncore_tls_context_free(asyncore_tls_context *ctx)
+{
+    if (ctx == NULL)
+        return;
+    SSL_CTX_free(ctx->ctx); /* each SSL holds its own reference */
+    free(ctx);
+}
+
+int asyncore_tls_load_ca(asyncore_tls_context *ctx, const char *ca_file,
+                         const char *ca_dir)
+{
+    if (ctx == NULL || (ca_file == NULL && ca_dir == NULL)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (readable_file(ca_file) < 0 ||
+        (ca_dir != NULL && access(ca_dir, R_OK | X_OK) < 0))
+        return -1;
+    if (SSL_CTX_load_verify_locations(ctx->ctx, ca_file, ca_dir) != 1) {
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+int asyncore_tls_set_verify(asyncore_tls_context *ctx, int on)
+{
+    int mode = SSL_VERIFY_NONE;
+
+    if (ctx == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (on)
+        mode = ctx->server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+                           : SSL_VERIFY_PEER;
+    SSL_CTX_set_verify(ctx->ctx, mode, NULL);
+    return 0;
+}
+
+struct ssl_ctx_st *asyncore_tls_context_ssl_ctx(asyncore_tls_context *ctx)
+{
+    if (ctx == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return ctx->ctx;
+}
+
+/* ---- starting TLS on a dispatcher ------------------------------------------ */
+
+static int is_numeric_host(const char *host)
+{
+    unsigned char a[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
+}
+
+/* SNI and the name the certificate must carry: 0, or -1 with EINVAL. */
+static int set_peer_name(SSL *ssl, const char *host)
+{
+    int ok;
+
+    if (host == NULL)
+        return 0;
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    /* RFC 6066: no SNI for addresses; they are checked as iPAddress. */
+    if (is_numeric_host(host))
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+    else
+        ok = SSL_set_tlsext_host_name(ssl, host) && SSL_set1_host(ssl, host);
+    ERR_clear_error();
+    if (!ok) {
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+/* The checks both start functions share: 0, or -1 with errno. */
+static int check_start(asyncore_dispatcher *d, asyncore_tls_context *ctx,
+                       int server)
+{
+    int type = 0;
+    socklen_t len = sizeof(type);
+
+    if (asyncore__check(d) < 0)
+        return -1;
+    if (ctx == NULL || ctx->server != server) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (d->tls != NULL) {
+        errno = EALREADY;
+        return -1;
+    }
+    if (d->io_kind != ASYNCORE__IO_SOCKET) {
+        errno = ENOTSOCK;
+        return -1;
+    }
+    if (d->accepting) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    if (d->fd >= 0 && (getsockopt(d->fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+                       type != SOCK_STREAM)) {
+        errno = EPROTOTYPE;
+        return -1;
+    }
+    if (server && (d->fd < 0 || !d->connected)) {
+        errno = ENOTCONN;
+        return -1;
+    }
+    return 0;
+}
+
+static int start(asyncore_dispatcher *d, asyncore_tls_context *ctx,
+                 const char *host, int server)
+{
+    struct asyncore__tls *t;
+
+    if (check_start(d, ctx, server) < 0)
+        return -1;
+    if (!server && host == NULL &&
+        (SSL_CTX_get_verify_mode(ctx->ctx) & SSL_VERIFY_PEER)) {
+        errno = EINVAL; /* a name to check is what makes verification safe */
+        return -1;
+    }
+    if ((t = calloc(1, sizeof(*t))) == NULL)
+        return -1;
+    t->fd = -1;
+    t->server = server != 0;
+    t->ssl = SSL_new(ctx->ctx);
+    t->redispatch = evtimer_new(d->map->base, redispatch_cb, d);
+    if (t->ssl == NULL || t->redispatch == NULL ||
+        (!server && set_peer_name(t->ssl, host) < 0)) {
+        int err = t->ssl == NULL || t->redispatch == NULL ? ENOMEM : errno;
+        drop_ssl(t);
+        free(t);
+        errno = err;
+        return -1;
+    }
+    if (server)
+        SSL_set_accept_state(t->ssl);
+    else
+        SSL_set_connect_state(t->ssl);
+    d->tls = t;
+    /* A connected socket starts its handshake now; either way the
+     * interest becomes the transport's. */
+    if (begin_if_connected(d) < 0) {
+        d->tls = NULL;
+        drop_ssl(t);
+        free(t);
+        errno = ENOMEM;
+        return -1;
+    }
+    asyncore__hold(d);
+    asyncore__interest_update(d);
+    asyncore__release(d);
+    return 0;
+}
+
+int asyncore_tls_start_client(asyncore_dispatcher *d, asyncore_tls_context *ctx,
+                              const char *hostname)
+{
+    return start(d, ctx, hostname, 0);
+}
+
+int asyncore_tls_start_server(asyncore_dispatcher *d, asyncore_tls_context *ctx)
+{
+    return start(d, ctx, NULL, 1);
+}
+
+/* ---- accessors ------------------------------------------------------------- */
+
+const char *asyncore_tls_last_error(const asyncore_dispatcher *d)
+{
+    if (d == NULL || d->tls == NULL || d->tls->reason[0] == '\0')
+        return NULL;
+    return d->tls->reason;
+}
+
+int asyncore_tls_truncated(const asyncore_dispatcher *d)
+{
+    return d != NULL && d->tls != NULL && d->tls->truncated;
+}
+
+struct ssl_st *asyncore_tls_ssl(const asyncore_dispatcher *d)
+{
+    if (d == NULL || d->tls == NULL)
+        return NULL;
+    return d->tls->ssl;
+}
