@@ -50,6 +50,12 @@ struct asyncore_dispatcher {
     struct asyncore__resolve *resolve;
     /* tls.c: the TLS transport under recv/send, NULL for plain sockets. */
     struct asyncore__tls *tls;
+    /* defaults.c: the default handle_accept's back-off after EMFILE and the
+     * like -- a pending one-shot timer that gives the read interest back
+     * (NULL otherwise; cancelled by asyncore__interest_disarm). */
+    asyncore_timer *accept_backoff;
+    unsigned accept_paused : 1; /* read interest withheld until it fires */
+    unsigned accept_burst : 1;  /* a failure was logged; no accept since */
     /* The struct event (event_get_struct_event_size() bytes), then the
      * inline area, follow in the same allocation. */
 };

@@ -31,6 +31,56 @@ void asyncore_default_handle_connect(asyncore_dispatcher *d)
     asyncore_log_info(d, ASYNCORE_LOG_WARNING, "unhandled connect event");
 }
 
+/* How long a listener stops accepting after running out of descriptors or
+ * memory: long enough for connections to end and give some back, short
+ * enough that clients waiting in the backlog hardly notice. */
+#define ACCEPT_BACKOFF 0.1
+
+/* Failures that say "not now" rather than "this listener is broken". */
+static int accept_resource_error(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
+static void accept_resume(asyncore_timer *t, void *arg)
+{
+    asyncore_dispatcher *d = arg;
+
+    (void)t;
+    d->accept_backoff = NULL; /* a one-shot timer: released on return */
+    d->accept_paused = 0;
+    asyncore__interest_update(d); /* read interest again, if readable() */
+}
+
+/*
+ * The connection that could not be accepted stays in the backlog, so the
+ * listener stays readable: accepting again at once would spin, and
+ * asyncore's answer (handle_error closes the listener) takes the whole
+ * server down for a passing shortage.  Instead the listener's read interest
+ * is withheld (events.c) until a one-shot timer gives it back, and the
+ * first failure of a burst is logged; a successful accept ends the burst.
+ * Returns -1 if the timer cannot be set (the caller then reports the error
+ * as any other).  Closing the listener cancels the timer (events.c).
+ */
+static int accept_back_off(asyncore_dispatcher *d, int err)
+{
+    if (d->accept_backoff == NULL) {
+        d->accept_backoff = asyncore_call_later(d->map, ACCEPT_BACKOFF,
+                                                accept_resume, d);
+        if (d->accept_backoff == NULL)
+            return -1;
+    }
+    d->accept_paused = 1;
+    if (!d->accept_burst) {
+        d->accept_burst = 1;
+        asyncore_log_info(d, ASYNCORE_LOG_ERROR,
+                          "cannot accept (errno %d: %s): pausing the listener, "
+                          "retrying every %d ms",
+                          err, strerror(err), (int)(ACCEPT_BACKOFF * 1000));
+    }
+    return 0;
+}
+
 /* Accept one connection per readiness, as asyncore does; level-triggered
  * polling brings us back for the rest. */
 void asyncore_default_handle_accept(asyncore_dispatcher *d)
@@ -43,13 +93,17 @@ void asyncore_default_handle_accept(asyncore_dispatcher *d)
         return;
     fd = asyncore_accept(d, (struct sockaddr *)&ss, &len);
     if (fd >= 0) {
+        d->accept_burst = 0;
         ASYNCORE__HOOK(d, handle_accepted)(d, fd, (struct sockaddr *)&ss, len);
         return;
     }
-    if (errno != EAGAIN) {
-        d->last_error = errno;
-        asyncore_handle_error(d, d->last_error, "accept");
-    }
+    if (errno == EAGAIN)
+        return;
+    d->last_error = errno;
+    if (accept_resource_error(d->last_error) &&
+        accept_back_off(d, d->last_error) == 0)
+        return;
+    asyncore_handle_error(d, d->last_error, "accept");
 }
 
 void asyncore_default_handle_accepted(asyncore_dispatcher *d, int fd,

@@ -342,6 +342,37 @@ int asyncore_connect(asyncore_dispatcher *d, const struct sockaddr *addr,
     return 0;
 }
 
+/*
+ * Failures of accept() that concern one connection, not the listener: the
+ * peer gave up (ECONNABORTED), or -- Linux passes pending network errors of
+ * the new connection on as accept()'s -- it is unreachable or a firewall
+ * refused it (accept(2), "Error handling").  asyncore knows only the first;
+ * the others would reach handle_error, whose default closes the listener.
+ */
+static int accept_nothing(int err)
+{
+    switch (err) {
+    case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+    case EINTR:
+    case ECONNABORTED:
+    case EPROTO:
+    case EPERM:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int asyncore_accept(asyncore_dispatcher *d, struct sockaddr *addr,
                     socklen_t *addrlen)
 {
@@ -358,8 +389,7 @@ int asyncore_accept(asyncore_dispatcher *d, struct sockaddr *addr,
         return -1;
     }
     fd = accept4(d->fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0 && (errno == EWOULDBLOCK || errno == ECONNABORTED ||
-                   errno == EINTR))
+    if (fd < 0 && accept_nothing(errno))
         errno = EAGAIN; /* "nothing", as asyncore's None */
     return fd;
 }

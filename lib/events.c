@@ -115,6 +115,10 @@ static short wanted_events(asyncore_dispatcher *d)
         want |= EV_READ;
     if (d->closed)
         return 0;
+    /* defaults.c: a listener out of descriptors waits for its back-off
+     * timer instead of being told again and again that it can accept. */
+    if (d->accept_paused)
+        want &= ~EV_READ;
     /* Listeners never ask for write interest (asyncore's poll does not). */
     if (!d->accepting && ASYNCORE__HOOK(d, writable)(d))
         want |= EV_WRITE;
@@ -211,4 +215,10 @@ void asyncore__interest_disarm(asyncore_dispatcher *d)
     if (d->armed)
         event_del(asyncore__event(d));
     d->armed = 0;
+    /* defaults.c: the accept back-off goes with the interest it suspends. */
+    if (d->accept_backoff != NULL) {
+        asyncore_timer_cancel(d->accept_backoff);
+        d->accept_backoff = NULL;
+        d->accept_paused = 0;
+    }
 }

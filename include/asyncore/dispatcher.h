@@ -80,7 +80,13 @@ typedef struct asyncore_handlers {
     void (*handle_connect)(asyncore_dispatcher *d);
     /**
      * A listening dispatcher can accept.  Default: asyncore_accept() one
-     * connection and pass it to handle_accepted.
+     * connection and pass it to handle_accepted.  Where asyncore would
+     * close the listener (handle_error), a lack of resources -- EMFILE,
+     * ENFILE, ENOBUFS, ENOMEM -- only pauses it: the default stops watching
+     * the listener for 100 ms (a timer on the map's base), then tries
+     * again; clients wait in the backlog meanwhile, and the first failure of
+     * each burst is logged at ASYNCORE_LOG_ERROR.  Other failures go to
+     * handle_error(d, err, "accept").
      */
     void (*handle_accept)(asyncore_dispatcher *d);
     /**
@@ -217,8 +223,11 @@ ASYNCORE_API int asyncore_connect_host(asyncore_dispatcher *d,
 /**
  * Accept one connection.  Returns the new descriptor (non-blocking,
  * close-on-exec; the caller owns it) and fills @addr/@addrlen when given.
- * "Nothing to accept" (EAGAIN, EWOULDBLOCK, ECONNABORTED) returns -1 with
- * errno EAGAIN.  Errors also: EINVAL (not listening), EMFILE, ENFILE, ...
+ * "Nothing to accept" (EAGAIN, EWOULDBLOCK, ECONNABORTED, EINTR, and the
+ * errors Linux reports for a connection that failed before it was accepted:
+ * EPROTO, EPERM, ENETDOWN, ENETUNREACH, EHOSTDOWN, EHOSTUNREACH, ENONET,
+ * ENOPROTOOPT, EOPNOTSUPP) returns -1 with errno EAGAIN.  Errors also:
+ * EINVAL (not listening), EMFILE, ENFILE, ENOBUFS, ENOMEM, ...
  */
 ASYNCORE_API int asyncore_accept(asyncore_dispatcher *d, struct sockaddr *addr,
                                  socklen_t *addrlen);
