@@ -37,6 +37,10 @@ void asyncore__connect_event(asyncore_dispatcher *d)
     if (err != 0) {
         d->last_error = err;
         asyncore_handle_error(d, err, "connect");
+        /* The attempt is over.  Reading SO_ERROR cleared the error, so if
+         * handle_error left the dispatcher open, its next readiness must
+         * not be taken for a connect that succeeded. */
+        d->connecting = 0;
         return;
     }
 handshake:
