@@ -87,6 +87,9 @@ struct asyncore_map {
      * evdns has not reported back yet, cancelled ones included. */
     struct evdns_base *dns;
     struct asyncore__resolve *lookups;
+    /* urgent.c: the process that opened urgent_fd (another one is a child
+     * of fork() that must not touch it). */
+    pid_t urgent_pid;
 };
 
 /* map.c */

@@ -8,6 +8,12 @@
  * descriptor for EV_READ like any other, so this works under every backend.
  * Edge-triggered registration keeps an unread urgent byte, or a hang-up
  * (always reported by epoll), from waking the loop again and again.
+ *
+ * An epoll instance is shared with the children of fork(): a child that
+ * deleted its copies of the sockets from it (asyncore_close_all() after
+ * event_reinit()) would silence the parent's urgent data, and a child's
+ * loop could take the parent's events.  So the first use of the channel in
+ * another process gives it an instance of its own (urgent_after_fork).
  */
 #include "config.h"
 
@@ -41,6 +47,50 @@ static void expt_event(asyncore_dispatcher *d)
     ASYNCORE__HOOK(d, handle_expt)(d);
 }
 
+static int urgent_open(asyncore_map *map);
+
+/* Leave the inherited instance to the parent (closing our descriptor of it
+ * touches nothing there) and register what we watch in a new one. */
+static void urgent_after_fork(asyncore_map *map)
+{
+    struct epoll_event ev = { .events = EPOLLPRI | EPOLLET };
+    asyncore_dispatcher *d;
+
+    event_free(map->urgent_ev);
+    close(map->urgent_fd);
+    map->urgent_ev = NULL;
+    map->urgent_fd = -1;
+    if (map->urgent_count == 0)
+        return;
+    if (urgent_open(map) < 0)
+        goto fail;
+    TAILQ_FOREACH(d, &map->dispatchers, link) {
+        if (!d->urgent_watched)
+            continue;
+        ev.data.ptr = d;
+        if (epoll_ctl(map->urgent_fd, EPOLL_CTL_ADD, d->fd, &ev) < 0)
+            goto fail;
+    }
+    return;
+fail:
+    /* Nothing is watched any more: the next interest change adds again. */
+    TAILQ_FOREACH(d, &map->dispatchers, link)
+        d->urgent_watched = 0;
+    map->urgent_count = 0;
+    asyncore_log_info(NULL, ASYNCORE_LOG_ERROR,
+                      "cannot watch urgent data after fork: errno %d", errno);
+}
+
+/* True, after handing the channel over, when @map's urgent instance was
+ * opened by another process (we are a child of fork()). */
+static int urgent_forked(asyncore_map *map)
+{
+    if (map->urgent_fd < 0 || map->urgent_pid == getpid())
+        return 0;
+    urgent_after_fork(map);
+    return 1;
+}
+
 /*
  * Events are taken one at a time: a hook may close another dispatcher
  * whose event would otherwise already sit in our batch with a stale
@@ -53,7 +103,8 @@ static void urgent_cb(evutil_socket_t fd, short what, void *arg)
     int i;
 
     (void)what;
-    (void)arg;
+    if (urgent_forked(arg))
+        return; /* those events were the parent's */
     for (i = 0; i < URGENT_BATCH; i++) {
         if (epoll_wait(fd, &ev, 1, 0) <= 0)
             break;
@@ -85,6 +136,7 @@ static int urgent_open(asyncore_map *map)
         return -1;
     }
     map->urgent_fd = fd;
+    map->urgent_pid = getpid();
     return 0;
 }
 
@@ -97,6 +149,8 @@ void asyncore__urgent_update(asyncore_dispatcher *d, int want)
     want = want && !d->closed && d->fd >= 0 && !d->accepting &&
            d->io_kind == ASYNCORE__IO_SOCKET && has_expt_hook(d);
     if (want == (int)d->urgent_watched)
+        return;
+    if (urgent_forked(map) && want == (int)d->urgent_watched)
         return;
     if (!want) {
         (void)epoll_ctl(map->urgent_fd, EPOLL_CTL_DEL, d->fd, NULL);

@@ -8,6 +8,13 @@
  *
  * A default map exists for code that names none: every function that takes
  * a map treats NULL as asyncore_map_default().
+ *
+ * After fork(), the child shares its parent's sockets and, through the
+ * base, its kernel event state.  A child that inherits a map calls
+ * event_reinit(asyncore_map_base(map)) first; it may then go on using the
+ * map, or asyncore_close_all() / asyncore_map_free() it, which closes only
+ * the child's copies of the descriptors: the parent's connections go on
+ * undisturbed.
  */
 #ifndef ASYNCORE_MAP_H
 #define ASYNCORE_MAP_H
