@@ -1,0 +1,246 @@
+#!/bin/sh
+# hostile_http.sh -- http_client and http_server against hostile peers.
+#
+# test/demo_http.sh already covers: a garbage status line, a 10 KiB header
+# line and 100 KiB of header lines sent to the client, a chunk size "zz",
+# chunk data without its CRLF, a server that closes mid-body, mid-chunk or
+# without answering, a reset, a server that never answers or stalls (-t);
+# and for the server: a 9000-byte request line (414), 70 KiB of headers and
+# one 9000-byte header (431), a malformed request line (400), no Host (400),
+# HTTP/2.0 (505), a client that half-closes after its request, and paths
+# that try to leave ROOT.  This script adds what it does not:
+#
+#   the client (against test/hostile_peer.py server): an over-long status
+#   line, bare LF line ends, a header block that never ends, negative,
+#   signed, overflowing, listed and conflicting Content-Lengths, a huge
+#   announced length, overflowing, negative and control-character chunk
+#   sizes, a huge chunk cut short, a NUL in a header, status 999, binary
+#   noise -- each: exit 1, one clear line, no file left behind; and a
+#   hostile URL fetched beside a good one on another server (our
+#   http_server, -c 2): the good one is saved whole;
+#
+#   the server (our http_server): negative, overflowing and conflicting
+#   Content-Lengths and a chunked request body (400); a control character
+#   in a header (400); bare LF line ends, a truncated body and a request
+#   cut mid-line, each followed by a half-close (the connection is closed,
+#   nothing is answered); 100 slowloris connections dripping a header for
+#   several seconds and a client pipelining thousands of requests without
+#   ever reading -- meanwhile curl gets every file whole, and the server's
+#   memory stays bounded; with an idle timeout (if the server has one) the
+#   slowloris connections are closed.  Afterwards the server still serves,
+#   exits 0 on SIGTERM, and no demo printed a sanitizer or valgrind report.
+#
+# Run by "make check" from the build directory; $HTTP_CLIENT/$HTTP_SERVER
+# override the programs and $DEMO_WRAPPER (e.g. valgrind) is put in front of
+# them.  Every wait is bounded; exit 77 (skip) if python3 or curl is missing.
+
+here=$(cd "$(dirname "$0")" && pwd)
+top_builddir=${top_builddir:-.}
+CLIENT=${HTTP_CLIENT:-$top_builddir/demo/http_client}
+SERVER=${HTTP_SERVER:-$top_builddir/demo/http_server}
+PEER="python3 $here/hostile_peer.py"
+WRAP=${DEMO_WRAPPER:-}
+T=60
+
+for tool in python3 curl timeout cmp; do
+    if ! command -v $tool >/dev/null 2>&1; then
+        echo "SKIP: $tool is not installed"
+        exit 77
+    fi
+done
+for prog in "$CLIENT" "$SERVER"; do
+    [ -x "$prog" ] || { echo "FAIL: $prog not built"; exit 1; }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/hostile_http.XXXXXX") || exit 1
+pids=
+cleanup() {
+    for p in $pids; do kill -9 "$p" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE
+
+passed=0 failed=0
+pass() { passed=$((passed + 1)); echo "PASS: $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
+skip() { echo "SKIP: $1"; }
+check() { name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
+
+# start NAME CMD...: a server in the background, up when it prints
+# "listening on HOST:PORT".  Sets $pid and $addr.
+n=0
+start() {
+    n=$((n + 1))
+    out=$tmp/$1.$n
+    shift
+    "$@" >"$out.out" 2>"$out.err" &
+    pid=$!
+    pids="$pids $pid"
+    if ! timeout $T sh -c "until grep -qs '^listening on ' '$out.out'; do
+                             kill -0 $pid 2>/dev/null || exit 1; sleep 0.05; done"; then
+        echo "server did not start: $*"; cat "$out.err"
+        return 1
+    fi
+    addr=$(sed -n 's/^listening on //p' "$out.out")
+}
+
+finish() {
+    if ! timeout $T sh -c "while kill -0 $1 2>/dev/null; do sleep 0.05; done"; then
+        echo "process $1 did not exit"
+        kill -9 "$1" 2>/dev/null
+    fi
+    wait "$1"
+    status=$?
+}
+
+# ---- the client against a hostile server ------------------------------------
+
+# refused PATH REGEX: exit 1, one line on stderr matching REGEX, no file.
+refused() {
+    rm -f "$tmp/body"
+    timeout $T $WRAP "$CLIENT" -q -t 10 -o "$tmp/body" "http://$haddr/$1" \
+        >"$tmp/c.out" 2>"$tmp/c.err"
+    s=$?
+    cat "$tmp/c.err"
+    [ $s -eq 1 ] && [ "$(wc -l <"$tmp/c.err")" -eq 1 ] &&
+        grep -qE "$2" "$tmp/c.err" && [ ! -e "$tmp/body" ] &&
+        [ -z "$(ls "$tmp" | grep '\.part$')" ]
+}
+
+root=$tmp/root
+mkdir -p "$root"
+head -c $((1 << 20)) /dev/urandom >"$root/mib"
+printf 'hello' >"$root/good"
+
+if start hostile $PEER server; then
+    haddr=$addr
+    check "client: a 10 KB status line is refused" \
+        refused long-status 'header line longer than 8 KiB'
+    check "client: bare LF line ends are not CRLF: the close ends it" \
+        refused bare-lf 'closed the connection in the response header'
+    check "client: a header block without its end" \
+        refused no-end 'closed the connection in the response header'
+    for p in negative-length overflow-length signed-length two-lengths list-length; do
+        check "client: Content-Length of /$p is refused" \
+            refused $p 'bad Content-Length'
+    done
+    check "client: an announced 10^18 bytes then a close: truncated, nothing kept" \
+        refused huge-length 'truncated body: got 5 of 999999999999999999 bytes'
+    for p in chunk-overflow chunk-negative chunk-ctl; do
+        check "client: chunk size of /$p is refused" refused $p 'bad chunk size'
+    done
+    check "client: a 2^60-byte chunk cut short" \
+        refused chunk-huge 'truncated chunked body'
+    check "client: a chunked body cut mid-chunk" \
+        refused chunk-truncated 'truncated chunked body'
+    check "client: a NUL in a header line" refused header-nul 'malformed header line'
+    check "client: status 999" refused status-999 'malformed status line'
+    check "client: binary noise instead of a response" \
+        refused binary 'closed the connection in the response header'
+
+    if start files $WRAP "$SERVER" -p 0 -r "$root"; then
+        gpid=$pid gaddr=$addr
+        beside() {
+            mkdir -p "$tmp/both"
+            timeout $T $WRAP "$CLIENT" -q -c 2 -t 10 -O "$tmp/both" \
+                "http://$haddr/chunk-overflow" "http://$gaddr/mib" \
+                >"$tmp/b.out" 2>"$tmp/b.err"
+            s=$?
+            cat "$tmp/b.err"
+            [ $s -eq 1 ] && cmp -s "$root/mib" "$tmp/both/mib" &&
+                [ ! -e "$tmp/both/chunk-overflow" ]
+        }
+        check "client -c 2: a hostile server beside a good one: the good file is saved whole" beside
+        kill -TERM "$gpid"
+        finish "$gpid"
+    else
+        fail "a good server starts"
+    fi
+else
+    fail "the hostile server starts"
+fi
+
+# ---- the server against hostile clients ---------------------------------------
+
+# answer REQUEST [raw options]: what the server sends back, CRLF as "~".
+answer() {
+    printf "$1" | timeout $T $PEER raw "$saddr" --wait 5 $2 | tr '\r\n' '~|' | head -c 300
+}
+# code REQUEST: the status line's code, "[open]" or "" (closed, nothing).
+answers() {
+    got=$(answer "$1" "$3")
+    echo "$got" | head -c 80; echo
+    case $2 in
+    closed) [ -z "$got" ] ;;
+    *) case $got in "HTTP/1.1 $2 "*) true ;; *) false ;; esac ;;
+    esac
+}
+fetch_ok() {
+    timeout $T curl -s -o "$tmp/curl.$1" "http://$saddr/mib" &&
+        cmp -s "$root/mib" "$tmp/curl.$1"
+}
+
+if start ours $WRAP "$SERVER" -p 0 -r "$root"; then
+    spid=$pid saddr=$addr
+    H='GET /good HTTP/1.1\r\nHost: x\r\n'
+    check "server: Content-Length -1 gives 400" answers "${H}Content-Length: -1\r\n\r\n" 400
+    check "server: a 20-digit Content-Length gives 400" \
+        answers "${H}Content-Length: 99999999999999999999\r\n\r\n" 400
+    check "server: two different Content-Lengths give 400" \
+        answers "${H}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!" 400
+    check "server: a chunked request body gives 400" \
+        answers "${H}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" 400
+    check "server: a control character in a header gives 400" \
+        answers "${H}X-Bad: a\001b\r\n\r\n" 400
+    check "server: bare LF line ends, then a half-close: closed, no answer" \
+        answers 'GET /good HTTP/1.1\nHost: x\n\n' closed --half-close
+    check "server: a body cut short, then a half-close: closed, no answer" \
+        answers "${H}Content-Length: 100\r\n\r\nshort" closed --half-close
+    check "server: a request cut mid-line, then a half-close: closed" \
+        answers 'GET /go' closed --half-close
+
+    # Slowloris and a client that never reads, while curl fetches files.
+    $PEER slowloris "$saddr" --conns 100 --seconds 6 >"$tmp/slow.out" 2>&1 &
+    slow=$!
+    pids="$pids $slow"
+    $PEER greedy "$saddr" --path /mib --requests 20000 --seconds 6 >"$tmp/greedy.out" 2>&1 &
+    greedy=$!
+    pids="$pids $greedy"
+    sleep 2
+    check "server: curl gets 1 MiB whole beside 100 slowloris connections and a greedy pipeliner" \
+        fetch_ok 1
+    check "server: and again" fetch_ok 2
+    rss_ok() {
+        kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$spid/status")
+        echo "server RSS ${kb} KiB with a client that pipelined without reading"
+        [ -n "$kb" ] && [ "$kb" -lt 65536 ]
+    }
+    if [ -z "$WRAP" ]; then
+        check "server: memory stays under 64 MiB for a client that never reads" rss_ok
+    else
+        skip "server memory bound (not measured under DEMO_WRAPPER)"
+    fi
+    wait $greedy; cat "$tmp/greedy.out"
+    wait $slow; cat "$tmp/slow.out"
+    if "$SERVER" --help 2>&1 | grep -qi 'idle'; then
+        check "server: an idle timeout closed the slowloris connections" \
+            grep -q 'closed 100 of 100' "$tmp/slow.out"
+    else
+        skip "server: no idle timeout option: slowloris connections are held until the client goes"
+    fi
+    check "server: still serves after all of that" fetch_ok 3
+    kill -TERM "$spid"
+    finish "$spid"
+    check "server exits 0 on SIGTERM" test $status -eq 0
+else
+    fail "our server starts"
+fi
+
+clean_stderr() {
+    ! grep -l -E 'Sanitizer|runtime error|^==[0-9]+== ' "$tmp"/*.err 2>/dev/null
+}
+check "no sanitizer or valgrind report from any demo" clean_stderr
+
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
