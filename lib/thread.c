@@ -13,12 +13,18 @@
  * The event is not left added outside asyncore_loop() so that a caller
  * running its own event_base_dispatch() on a shared base still sees it
  * return when its own events are done.
+ *
+ * A child of fork() shares the eventfd with its parent: a wake-up of one
+ * could be read by the other.  The child's copy of the map therefore gets
+ * an eventfd of its own when its loop first starts (as urgent.c does for
+ * its epoll instance).
  */
 #include "config.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
@@ -37,10 +43,17 @@ struct asyncore__thread {
     struct call **tail;  /* under lock */
     int notified;        /* the eventfd was written since the last drain;
                             under lock, so N callbacks cost one write */
-    int fd;              /* the eventfd; fixed for the map's life */
+    int fd;              /* the eventfd; replaced only after fork(), under
+                            lock, and read atomically by asyncore_map_wake */
+    pid_t pid;           /* the process that opened fd */
     struct event *ev;    /* EV_READ|EV_PERSIST on fd; the map's thread only */
     int added;           /* ev is added (asyncore_loop is running) */
 };
+
+static int load_fd(struct asyncore__thread *t)
+{
+    return __atomic_load_n(&t->fd, __ATOMIC_RELAXED);
+}
 
 /* Take the whole FIFO, leaving it empty; the caller runs it unlocked. */
 static struct call *take_all(struct asyncore__thread *t)
@@ -125,6 +138,7 @@ int asyncore__thread_init(asyncore_map *map)
         free(t);
         return -1;
     }
+    t->pid = getpid();
     t->ev = event_new(map->base, t->fd, EV_READ | EV_PERSIST, wake_cb, map);
     err = t->ev == NULL ? ENOMEM : pthread_mutex_init(&t->lock, NULL);
     if (err != 0) {
@@ -139,10 +153,45 @@ int asyncore__thread_init(asyncore_map *map)
     return 0;
 }
 
+/*
+ * In a child of fork(): give the map an eventfd of its own.  Callbacks the
+ * parent had queued are in the child's copy of the queue too; they run here
+ * as they would in the parent.  If no eventfd can be had, the inherited one
+ * is kept: wake-ups may then be lost to the other process, not callbacks.
+ */
+static void thread_after_fork(asyncore_map *map, struct asyncore__thread *t)
+{
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), old;
+
+    if (fd < 0) {
+        /* The map's own sink: asyncore__log(NULL, ...) would go to the
+         * default map, which this thread may not own. */
+        static const char msg[] = "cannot make a wake-up descriptor after fork";
+
+        if (map->log_fn != NULL)
+            map->log_fn(NULL, ASYNCORE_LOG_ERROR, msg, map->log_arg);
+        else
+            fprintf(stderr, "%s: %s\n",
+                    asyncore_log_type_name(ASYNCORE_LOG_ERROR), msg);
+        return;
+    }
+    event_assign(t->ev, map->base, fd, EV_READ | EV_PERSIST, wake_cb, map);
+    pthread_mutex_lock(&t->lock);
+    old = t->fd;
+    __atomic_store_n(&t->fd, fd, __ATOMIC_RELAXED);
+    t->pid = getpid();
+    t->notified = t->head != NULL && write_fd(fd) == 0;
+    pthread_mutex_unlock(&t->lock);
+    close(old);
+}
+
 /* asyncore_loop() is starting or ending in the map's thread. */
 void asyncore__thread_loop_begin(asyncore_map *map)
 {
     struct asyncore__thread *t = map->thread;
+
+    if (t->pid != getpid())
+        thread_after_fork(map, t);
 
     /* Should the add fail, callbacks still run at the next wake-up of
      * another cause or at free; nothing is lost. */
@@ -229,7 +278,7 @@ int asyncore_map_call_soon_threadsafe(asyncore_map *map,
     if (!t->notified) {
         /* A failed write (which eventfd does not do short of a bad
          * descriptor) leaves notified clear: the next call tries again. */
-        t->notified = write_fd(t->fd) == 0;
+        t->notified = write_fd(load_fd(t)) == 0;
     }
     pthread_mutex_unlock(&t->lock);
     return 0;
@@ -243,7 +292,7 @@ int asyncore_map_wake(asyncore_map *map)
     }
     /* No lock: a bare write keeps this async-signal-safe.  An extra
      * readable eventfd costs at most one early return from a wait. */
-    return write_fd(map->thread->fd);
+    return write_fd(load_fd(map->thread));
 }
 
 /* ---- SO_REUSEPORT ---------------------------------------------------------- */

@@ -12,6 +12,7 @@
 #include "helpers.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -21,6 +22,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+
+#include <event2/event.h>
 
 /* ---- shared bits ------------------------------------------------------------ */
 
@@ -486,6 +490,70 @@ START_TEST(map_free_runs_the_callbacks_still_queued_once_each_in_order)
 }
 END_TEST
 
+/* ---- fork ----------------------------------------------------------------------- */
+
+/* The child's side; its exit status says which step failed. */
+static int forked_child(int to_parent, int from_parent)
+{
+    char c;
+    double t0;
+
+    if (event_reinit(asyncore_map_base(th_map)) != 0)
+        return 1;
+    /* The first loop gives the child's map a wake-up channel of its own. */
+    if (asyncore_poll(th_map, 0.0) != 0 || write(to_parent, "r", 1) != 1 ||
+        read(from_parent, &c, 1) != 1)
+        return 2;
+    /* The parent has woken its map meanwhile: that is not ours. */
+    t0 = th_now();
+    if (asyncore_loop(th_map, 0.5, 1) != 0 || th_now() - t0 < 0.4)
+        return 3;
+    runs = 0;
+    t0 = th_now();
+    if (asyncore_map_call_soon_threadsafe(th_map, count_run, NULL) != 0 ||
+        asyncore_loop(th_map, 10.0, 1) != 0 || runs != 1 || th_now() - t0 > 3.0)
+        return 4;
+    return write(to_parent, "d", 1) == 1 ? 0 : 5;
+}
+
+START_TEST(after_fork_parent_and_child_do_not_take_each_others_wake_ups)
+{
+    int c2p[2], p2c[2], peer, status;
+    double t0;
+    pid_t pid;
+    char c;
+
+    waiting_dispatcher(th_map, &peer);
+    ck_assert_int_eq(pipe2(c2p, O_CLOEXEC), 0);
+    ck_assert_int_eq(pipe2(p2c, O_CLOEXEC), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* The parent's ends: if it fails early, our reads see end-of-file. */
+        close(c2p[0]);
+        close(p2c[1]);
+        _exit(forked_child(c2p[1], p2c[0]));
+    }
+    /* The child's ends: if it exits early, our reads see end-of-file. */
+    close(c2p[1]);
+    close(p2c[0]);
+    ck_assert_int_eq(read(c2p[0], &c, 1), 1);
+    ck_assert_int_eq(asyncore_map_wake(th_map), 0);
+    ck_assert_int_eq(write(p2c[1], "w", 1), 1);
+    /* The child has waited and looped; our wake-up is still ours. */
+    ck_assert_int_eq(read(c2p[0], &c, 1), 1);
+    t0 = th_now();
+    ck_assert_int_eq(asyncore_loop(th_map, 10.0, 1), 0);
+    ck_assert_double_lt(th_now() - t0, 3.0);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    close(c2p[0]);
+    close(p2c[1]);
+    close(peer);
+}
+END_TEST
+
 /* ---- bad input ------------------------------------------------------------------ */
 
 START_TEST(null_map_or_callback_fails_with_einval)
@@ -769,6 +837,7 @@ static Suite *thread_suite(void)
     tcase_add_test(tc, loop_stop_queued_from_another_thread_ends_a_loop_without_timeout);
     tcase_add_test(tc, the_wake_up_channel_alone_is_not_armed_edeadlk_as_without_threads);
     tcase_add_test(tc, map_free_runs_the_callbacks_still_queued_once_each_in_order);
+    tcase_add_test(tc, after_fork_parent_and_child_do_not_take_each_others_wake_ups);
     tcase_add_test(tc, null_map_or_callback_fails_with_einval);
     tcase_add_test(tc, reuse_port_on_null_closed_or_socketless_dispatchers_fails);
     tcase_add_test(tc, reuse_port_lets_a_second_socket_bind_the_same_port);

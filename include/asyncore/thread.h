@@ -17,6 +17,12 @@
  * each map has a wake-up descriptor (an eventfd) of its own and a mutex, and
  * work on any event_base, the map's own or the caller's.
  *
+ * After fork(), the child's copy of a map gets a wake-up descriptor of its
+ * own when its loop first runs (after event_reinit(), see map.h); until
+ * then a wake-up may reach either process.  Callbacks queued before the
+ * fork are queued in both copies.  Fork only while no other thread is
+ * inside these two functions (the child would inherit a locked mutex).
+ *
  * A server can use every core by running N threads, each with its own map
  * and its own listening dispatcher bound to the same port with
  * asyncore_set_reuse_port(): the kernel spreads the connections over the
