@@ -26,8 +26,8 @@
 #   nothing is answered); 100 slowloris connections dripping a header for
 #   several seconds and a client pipelining thousands of requests without
 #   ever reading -- meanwhile curl gets every file whole, and the server's
-#   memory stays bounded; with an idle timeout (if the server has one) the
-#   slowloris connections are closed.  Afterwards the server still serves,
+#   memory stays bounded; with $HOSTILE_IDLE_ARGS (the server's idle
+#   timeout option, if it gets one) the slowloris connections are closed.  Afterwards the server still serves,
 #   exits 0 on SIGTERM, and no demo printed a sanitizer or valgrind report.
 #
 # Run by "make check" from the build directory; $HTTP_CLIENT/$HTTP_SERVER
@@ -223,11 +223,22 @@ if start ours $WRAP "$SERVER" -p 0 -r "$root"; then
     fi
     wait $greedy; cat "$tmp/greedy.out"
     wait $slow; cat "$tmp/slow.out"
-    if "$SERVER" --help 2>&1 | grep -qi 'idle'; then
-        check "server: an idle timeout closed the slowloris connections" \
-            grep -q 'closed 100 of 100' "$tmp/slow.out"
+    if [ -n "${HOSTILE_IDLE_ARGS:-}" ]; then
+        # A server with its idle timeout on ($HOSTILE_IDLE_ARGS, e.g. the
+        # option and a few seconds): it must close every slow client.
+        if start idle $WRAP "$SERVER" -p 0 -r "$root" $HOSTILE_IDLE_ARGS; then
+            ipid=$pid
+            $PEER slowloris "$addr" --conns 100 --seconds 30 >"$tmp/idle.out" 2>&1
+            cat "$tmp/idle.out"
+            check "server $HOSTILE_IDLE_ARGS: the idle timeout closed every slowloris connection" \
+                grep -q 'closed 100 of 100' "$tmp/idle.out"
+            kill -TERM "$ipid"
+            finish "$ipid"
+        else
+            fail "the server starts with $HOSTILE_IDLE_ARGS"
+        fi
     else
-        skip "server: no idle timeout option: slowloris connections are held until the client goes"
+        skip "server idle timeout (set HOSTILE_IDLE_ARGS to the server's option, if it has one)"
     fi
     check "server: still serves after all of that" fetch_ok 3
     kill -TERM "$spid"
