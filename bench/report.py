@@ -311,7 +311,7 @@ def callgrind_section(rows, T):
     trs = []
     for c in sorted({r["conns"] for r in rows}, key=int):
         raw = diff_per_rt(rows, "ir", "raw", c)
-        for s in ("ours", "raw", "bev"):
+        for s in ("ours", "raw", "bev", "asyncore"):
             v = diff_per_rt(rows, "ir", s, c)
             if v is None:
                 continue
@@ -324,11 +324,17 @@ def callgrind_section(rows, T):
         T.add("c = %s: user-space instructions per round trip <= 1.3 x raw libevent" % c,
               None if ours is None or not raw else ours / raw <= 1.3,
               "%s vs %s: %s x" % (fmt(ours), fmt(raw), fmt(ours / raw if ours and raw else None, "%.3f")))
+        asy = diff_per_rt(rows, "ir", "asyncore", c)
+        if asy is not None and ours:
+            T.add("c = %s: >= 8 x less user-space work per round trip than CPython asyncore, "
+                  "counted in instructions (the deterministic form of the user-CPU target)" % c,
+                  asy / ours >= 8, "%s vs %s: %s x" % (fmt(asy), fmt(ours), fmt(asy / ours, "%.1f")))
     out.append(table(["connections", "server", "round trips (run 1 / run 2)", "Ir (run 1 / run 2)",
                       "Ir per round trip", "x raw"], trs))
     out.append("")
     out.append("The server runs under `valgrind --tool=callgrind` (user-space instructions, "
-               "its libraries included: libevent, libc); loadgen makes exactly the given "
+               "its libraries included: libevent, libc, and for asyncore the CPython "
+               "interpreter); loadgen makes exactly the given "
                "number of 64-byte round trips.  Per round trip = (Ir2 - Ir1) / (N2 - N1), so "
                "start-up, connection setup and shutdown cancel out.")
     return "\n".join(out)
@@ -520,7 +526,7 @@ def write_plot(path, echo, curve, framing, http):
                 f.write(sc + " " + " ".join("%g" % v for v in vals) + "\n")
         gp += ["set title 'Echo: round trips/s (64 B unless 16k/stream; log scale)'",
                "set style data histograms", "set style histogram clustered gap 1",
-               "set style fill solid 0.8 border -1", "set logscale y", "set yrange [100:*]",
+               "set style fill solid 0.8 border -1", "set logscale y", "set yrange [100:1e6]",
                "set key top right", "set grid ytics", "set xtics nomirror",
                "plot " + ", ".join("'%s' using %d:xtic(1) title '%s'" % (fn, i + 2, NAMES.get(s, s))
                                    for i, s in enumerate(servers)),
@@ -557,7 +563,8 @@ def write_plot(path, echo, curve, framing, http):
         fn = base + "-http.dat"
         with open(fn, "w") as f:
             for s, v in http:
-                f.write("\"%s\" %g\n" % (HTTP_NAMES.get(s, s), v or float("nan")))
+                f.write("\"%s\" %g\n" % ({"ours": "ours (http_server)", "evhttp": "evhttp",
+                                          "nginx": "nginx"}.get(s, s), v or float("nan")))
         gp += ["set title 'HTTP: requests/s under wrk -t2 -c100 (1 KiB file)'",
                "set style data histograms", "set style fill solid 0.8 border -1",
                "set yrange [0:*]", "set grid ytics", "unset key",

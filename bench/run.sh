@@ -97,7 +97,8 @@ Other parts:
   memory     the server's VmRSS growth per idle connection ($mem_conns)
   scaling    round trips/s of $active active connections beside $idle_levels
              idle ones (asyncore: $asyncore_idle_levels); ours also with -R
-  callgrind  user-space instructions per round trip (valgrind), c = $count_conns
+  callgrind  user-space instructions per round trip (valgrind), c = $count_conns,
+             asyncore's too (CPython's interpreter included)
   strace     system calls per round trip (strace -c -f), c = $count_conns
   framing    async_chat against asynchat: input framing in-process
   http       http_server against evhttp and nginx under wrk; http_client
@@ -491,7 +492,7 @@ callgrind_total() {
 run_callgrind() {
     have_tool valgrind valgrind callgrind || return 0
     local cg_servers server c n out line ir nfd
-    cg_servers=$(only_available "ours raw bev")
+    cg_servers=$(only_available "ours raw bev asyncore")
     raw_cg=$results/callgrind-$stamp.txt
     : >"$raw_cg"
     echo "callgrind: servers [$cg_servers], c = [$count_conns], round trips [$callgrind_counts]" >&2
@@ -508,7 +509,8 @@ run_callgrind() {
                 server_prefix=()
                 start_wait=10
                 nfd=$(fd_count "$server_pid")
-                loadgen -c "$c" -n "$n" -d 600 -T 120
+                # shellcheck disable=SC2046
+                loadgen $(slow_accept "$server") -c "$c" -n "$n" -d 600 -T 120
                 wait_closed "$server_pid" "$nfd"
                 stop_server
                 ir=$(callgrind_total "$out" 2>/dev/null || true)
