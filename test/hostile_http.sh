@@ -92,7 +92,11 @@ finish() {
     fi
     wait "$1"
     status=$?
+    forget "$1"
 }
+# A process waited for leaves the list: its number may belong to another
+# process by the time the cleanup runs.
+forget() { pids=$(echo " $pids " | sed "s/ $1 / /"); }
 
 # ---- the client against a hostile server ------------------------------------
 
@@ -221,8 +225,8 @@ if start ours $WRAP "$SERVER" -p 0 -r "$root"; then
     else
         skip "server memory bound (not measured under DEMO_WRAPPER)"
     fi
-    wait $greedy; cat "$tmp/greedy.out"
-    wait $slow; cat "$tmp/slow.out"
+    wait $greedy; forget $greedy; cat "$tmp/greedy.out"
+    wait $slow; forget $slow; cat "$tmp/slow.out"
     if [ -n "${HOSTILE_IDLE_ARGS:-}" ]; then
         # A server with its idle timeout on ($HOSTILE_IDLE_ARGS, e.g. the
         # option and a few seconds): it must close every slow client.
