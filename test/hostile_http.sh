@@ -205,13 +205,13 @@ if start ours $WRAP "$SERVER" -p 0 -r "$root"; then
         answers 'GET /go' closed --half-close
 
     # Slowloris and a client that never reads, while curl fetches files.
-    $PEER slowloris "$saddr" --conns 100 --seconds 6 >"$tmp/slow.out" 2>&1 &
+    $PEER slowloris "$saddr" --conns 100 --seconds 4 >"$tmp/slow.out" 2>&1 &
     slow=$!
     pids="$pids $slow"
-    $PEER greedy "$saddr" --path /mib --requests 20000 --seconds 6 >"$tmp/greedy.out" 2>&1 &
+    $PEER greedy "$saddr" --path /mib --requests 20000 --seconds 4 >"$tmp/greedy.out" 2>&1 &
     greedy=$!
     pids="$pids $greedy"
-    sleep 2
+    sleep 1.5
     check "server: curl gets 1 MiB whole beside 100 slowloris connections and a greedy pipeliner" \
         fetch_ok 1
     check "server: and again" fetch_ok 2
