@@ -42,7 +42,10 @@ ASYNCORE_API int asyncore_map_free(asyncore_map *map);
 /** The default map, created on first use; NULL with ENOMEM. */
 ASYNCORE_API asyncore_map *asyncore_map_default(void);
 
-/** The map's event_base, for the caller's own events; NULL with EINVAL. */
+/**
+ * The map's event_base, for the caller's own events.  With a NULL @map, the
+ * default map's (created if needed: NULL with ENOMEM if that fails).
+ */
 ASYNCORE_API struct event_base *asyncore_map_base(asyncore_map *map);
 
 /**
