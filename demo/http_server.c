@@ -53,10 +53,14 @@
 #define QUEUE_LIMIT_ENTRIES 16
 #define QUEUE_LIMIT_BYTES (256 * 1024)
 
+/* Seconds a request header may take to arrive in full (slowloris). */
+#define DEFAULT_TIMEOUT 30.0
+
 static struct {
     const char *addr, *root;
     long port;
-} opt = { DEFAULT_ADDR, ".", DEFAULT_PORT };
+    double timeout;
+} opt = { DEFAULT_ADDR, ".", DEFAULT_PORT, DEFAULT_TIMEOUT };
 
 static char root[PATH_MAX]; /* realpath of ROOT */
 static size_t root_len;
@@ -209,7 +213,38 @@ struct client {
     int has_host, close_tok, keep_alive_tok, te;
     int64_t length;           /* Content-Length, -1 if none */
     int peer_closed;          /* EOF seen while answers were queued */
+    asyncore_timer *deadline; /* the request header's, while one is awaited */
 };
+
+/*
+ * Slowloris: a client that drips a header byte now and then is never idle,
+ * so an idle timeout would not catch it.  Instead every request header must
+ * be complete within opt.timeout seconds of being awaited.
+ */
+static void header_late(asyncore_timer *t, void *arg)
+{
+    asyncore_dispatcher *d = arg;
+    struct client *c = asyncore_dispatcher_user_data(d);
+
+    (void)t;
+    c->deadline = NULL; /* a one-shot is released when this returns */
+    asyncore_close(d);
+}
+
+static void await_header(asyncore_dispatcher *d)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+
+    if (opt.timeout > 0 && c->deadline == NULL)
+        c->deadline = asyncore_call_later(asyncore_dispatcher_map(d),
+                                          opt.timeout, header_late, d);
+}
+
+static void header_arrived(struct client *c)
+{
+    asyncore_timer_cancel(c->deadline);
+    c->deadline = NULL;
+}
 
 /* Queue one response: the header, and the body as @text or as the file
  * @path of @size bytes.  Then either read the next request or close. */
@@ -252,6 +287,7 @@ static void respond(asyncore_dispatcher *d, int code, const char *type,
     }
     c->st = Q_LINE;
     asyncore_chat_set_terminator(d, "\r\n", 2);
+    await_header(d);
 }
 
 /* An error page.  After a malformed request we cannot tell where the next
@@ -292,6 +328,7 @@ static void headers_done(asyncore_dispatcher *d)
 {
     struct client *c = asyncore_dispatcher_user_data(d);
 
+    header_arrived(c);
     if (c->bad_version)
         respond_error(d, 505, 0);
     else if (c->other_method)
@@ -454,6 +491,7 @@ static void client_destroy(asyncore_dispatcher *d)
 {
     struct client *c = asyncore_dispatcher_user_data(d);
 
+    header_arrived(c);
     free(c->line);
     free(c->target);
     free(c);
@@ -493,6 +531,7 @@ static void server_accepted(asyncore_dispatcher *server, int fd,
      * TCP_NODELAY the body would wait for the header's ACK. */
     (void)asyncore_set_nodelay(d, 1);
     asyncore_chat_set_terminator(d, "\r\n", 2);
+    await_header(d);
 }
 
 static const asyncore_handlers server_handlers = {
@@ -545,7 +584,7 @@ static asyncore_dispatcher *start_server(void)
 
 static void usage(FILE *to)
 {
-    fputs("usage: http_server [-b ADDR] [-p PORT] [-r ROOT]\n", to);
+    fputs("usage: http_server [-b ADDR] [-p PORT] [-r ROOT] [-t SECONDS]\n", to);
     if (to == stderr) {
         fputs("Try 'http_server --help' for more.\n", to);
         return;
@@ -555,10 +594,13 @@ static void usage(FILE *to)
             "  -b ADDR   address to listen on, IPv4 or IPv6 (default %s)\n"
             "  -p PORT   TCP port; 0 picks a free one (default %d)\n"
             "  -r ROOT   directory to serve (default: the current one)\n"
+            "  -t SECONDS  close a connection whose request header is not\n"
+            "            complete this long after it is awaited (default %g;\n"
+            "            0: never)\n"
             "  -h, --help  show this help\n"
             "Prints \"listening on HOST:PORT\" when ready; SIGINT or SIGTERM\n"
             "stops it.\n",
-            DEFAULT_ADDR, DEFAULT_PORT);
+            DEFAULT_ADDR, DEFAULT_PORT, DEFAULT_TIMEOUT);
 }
 
 static int parse_args(int argc, char **argv)
@@ -571,7 +613,7 @@ static int parse_args(int argc, char **argv)
     int o;
 
     argv[0] = (char *)"http_server"; /* getopt's messages: not libtool's path */
-    while ((o = getopt_long(argc, argv, "b:p:r:h", longopts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "b:p:r:t:h", longopts, NULL)) != -1) {
         switch (o) {
         case 'b': opt.addr = optarg; break;
         case 'r': opt.root = optarg; break;
@@ -580,6 +622,15 @@ static int parse_args(int argc, char **argv)
             opt.port = strtol(optarg, &end, 10);
             if (errno || end == optarg || *end || opt.port < 0 || opt.port > 65535) {
                 fprintf(stderr, "http_server: bad port: %s\n", optarg);
+                return -1;
+            }
+            break;
+        case 't':
+            errno = 0;
+            opt.timeout = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(opt.timeout >= 0) ||
+                opt.timeout > 86400) {
+                fprintf(stderr, "http_server: bad timeout: %s\n", optarg);
                 return -1;
             }
             break;
