@@ -1,7 +1,8 @@
 /*
- * http_client.c -- fetch http:// URLs over async_chat channels.
+ * http_client.c -- fetch http:// and https:// URLs over async_chat channels.
  *
- *   http_client [-o FILE|-O DIR] [-c PARALLEL] [-q] [-t SECONDS] URL...
+ *   http_client [-k] [--cacert FILE] [-o FILE|-O DIR] [-c PARALLEL] [-q]
+ *               [-t SECONDS] URL...
  *
  * An HTTP/1.1 response is a textbook case for async_chat's terminators:
  *
@@ -23,6 +24,13 @@
  * its new URL.  Every connection has a libevent timer beside its
  * dispatcher, on the same event_base, re-armed whenever data arrives: that
  * is the connect and idle timeout.
+ *
+ * https:// is the same channel with TLS started under it
+ * (asyncore_tls_start_client): the state machine never sees the difference.
+ * The server's certificate is checked against the system's CA bundle (or
+ * --cacert's), for the URL's host name, unless -k.  A body that ends when
+ * the server closes must end with TLS close_notify, or it may have been
+ * cut by an attacker.
  *
  * A body is written to FILE.part (or DIR/.NAME.part) and renamed to its
  * final name only once complete; a failed transfer removes it.
@@ -52,13 +60,19 @@
 #define DEFAULT_PARALLEL 4
 #define DEFAULT_TIMEOUT 30.0
 #define MAX_REDIRECTS 5
+#define DEFAULT_CA "/etc/ssl/certs/ca-certificates.crt"
 
 static struct {
     const char *file, *dir;
     long parallel;
     int quiet;
     double timeout;
-} opt = { NULL, NULL, DEFAULT_PARALLEL, 0, DEFAULT_TIMEOUT };
+    int insecure;           /* -k: no certificate verification */
+    const char *cacert;     /* --cacert FILE */
+} opt = { NULL, NULL, DEFAULT_PARALLEL, 0, DEFAULT_TIMEOUT, 0, NULL };
+
+/* The TLS client settings of every https connection; made when needed. */
+static asyncore_tls_context *tls_ctx;
 
 /* ---- jobs: one per URL ---------------------------------------------------- */
 
@@ -213,6 +227,7 @@ struct conn {
     struct event *timer;    /* connect and idle timeout */
     char host[HTTP_HOST_MAX];
     unsigned port;
+    int https;
     char peer[HTTP_HOST_MAX + 8]; /* "host:port", for messages */
     struct job *job;        /* the request in flight */
     int responses;          /* complete responses on this connection */
@@ -316,7 +331,8 @@ static void send_request(struct conn *c)
 
 static int same_server(const struct job *j, const struct conn *c)
 {
-    return j->url.port == c->port && strcmp(j->url.host, c->host) == 0;
+    return j->url.port == c->port && j->url.https == c->https &&
+           strcmp(j->url.host, c->host) == 0;
 }
 
 /* Keep-alive: the next job for the same server goes over this connection. */
@@ -345,9 +361,6 @@ static void job_redirect(struct job *j, const char *location)
     switch (http_url_resolve(&j->url, location, strlen(location), &next)) {
     case HTTP_URL_OK:
         break;
-    case HTTP_URL_HTTPS:
-        job_fail(j, "redirect to https, which is not supported yet (no TLS)");
-        return;
     default:
         snprintf(why, sizeof(why), "bad redirect location \"%.*s\"", 200, location);
         job_fail(j, why);
@@ -640,6 +653,9 @@ static void conn_closed(asyncore_dispatcher *d)
 
     if (c->job == NULL) {
         conn_end(c);
+    } else if (c->st == R_BODY_EOF && err == 0 && asyncore_tls_truncated(d)) {
+        conn_fail(c, "truncated body: %s closed without TLS close_notify",
+                  c->peer);
     } else if (c->st == R_BODY_EOF && err == 0) {
         response_done(c); /* the close is how this body ends */
     } else if (c->responses > 0 && !c->got_any && !c->job->retried) {
@@ -657,9 +673,15 @@ static void conn_closed(asyncore_dispatcher *d)
 static void conn_error(asyncore_dispatcher *d, int err, const char *op)
 {
     struct conn *c = asyncore_dispatcher_user_data(d);
+    const char *tls = asyncore_tls_last_error(d); /* OpenSSL's reason */
 
     if (strcmp(op, "connect") == 0)
         conn_fail(c, "cannot connect to %s: %s", c->peer, strerror(err));
+    else if (strcmp(op, "tls") == 0)
+        conn_fail(c, "TLS handshake with %s failed: %s", c->peer,
+                  tls ? tls : strerror(err));
+    else if (tls != NULL && err == EPROTO)
+        conn_fail(c, "TLS error from %s: %s", c->peer, tls);
     else
         fail_closed(c, err);
 }
@@ -693,6 +715,39 @@ static int is_numeric(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
+/* The TLS client context, made at the first https connection. */
+static asyncore_tls_context *tls_context(void)
+{
+    const char *ca = opt.cacert;
+
+    if (tls_ctx != NULL)
+        return tls_ctx;
+    /* Without the usual bundle, OpenSSL's own default places. */
+    if (ca == NULL && access(DEFAULT_CA, R_OK) == 0)
+        ca = DEFAULT_CA;
+    tls_ctx = asyncore_tls_client_context_new(ca);
+    if (tls_ctx != NULL && opt.insecure)
+        asyncore_tls_set_verify(tls_ctx, 0);
+    return tls_ctx;
+}
+
+/* https: TLS under the channel, for the URL's host (SNI, certificate). */
+static int start_tls(struct conn *c)
+{
+    asyncore_tls_context *ctx = tls_context();
+
+    if (ctx == NULL) {
+        conn_fail(c, "cannot load CA certificates from %s: %s",
+                  opt.cacert ? opt.cacert : DEFAULT_CA, strerror(errno));
+        return -1;
+    }
+    if (asyncore_tls_start_client(c->d, ctx, c->host) < 0) {
+        conn_fail(c, "cannot start TLS: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 /* A new connection to @j's server, with @j as its first request. */
 static void conn_open(struct job *j)
 {
@@ -709,6 +764,7 @@ static void conn_open(struct job *j)
     c->job = j;
     snprintf(c->host, sizeof(c->host), "%s", j->url.host);
     c->port = j->url.port;
+    c->https = j->url.https;
     snprintf(c->peer, sizeof(c->peer), j->url.ipv6 ? "[%s]:%u" : "%s:%u",
              c->host, c->port);
     c->timer = evtimer_new(asyncore_map_base(NULL), conn_timeout, c);
@@ -716,6 +772,8 @@ static void conn_open(struct job *j)
         conn_fail(c, "%s", strerror(ENOMEM));
         return;
     }
+    if (c->https && start_tls(c) < 0)
+        return;
     /* getaddrinfo() blocks while it looks the name up. */
     if (asyncore_connect_host(c->d, c->host, c->port) < 0) {
         if (errno == EHOSTUNREACH && !is_numeric(c->host))
@@ -763,14 +821,17 @@ again:
 /* The synopsis; with --help the options too, on stdout. */
 static void usage(FILE *to)
 {
-    fputs("usage: http_client [-o FILE|-O DIR] [-c PARALLEL] [-q] [-t SECONDS] URL...\n",
+    fputs("usage: http_client [-k] [--cacert FILE] [-o FILE|-O DIR] [-c PARALLEL] [-q]\n"
+          "                   [-t SECONDS] URL...\n",
           to);
     if (to == stderr) {
         fputs("Try 'http_client --help' for more.\n", to);
         return;
     }
     fprintf(to,
-            "Fetch http:// URLs with HTTP/1.1 GET.\n"
+            "Fetch http:// and https:// URLs with HTTP/1.1 GET.\n"
+            "  -k, --insecure  do not verify the server's certificate (https)\n"
+            "  --cacert FILE   trust the CA certificates of FILE (default %s)\n"
             "  -o FILE      save the body of the one URL in FILE (default: stdout)\n"
             "  -O DIR       save each URL in DIR, under its last path segment\n"
             "  -c PARALLEL  connections at once, to different servers (default %d)\n"
@@ -778,21 +839,25 @@ static void usage(FILE *to)
             "  -t SECONDS   connect and idle timeout (default %g)\n"
             "  -h, --help   show this help\n"
             "Several URLs need -O.  URLs on one server share a connection.\n",
-            DEFAULT_PARALLEL, DEFAULT_TIMEOUT);
+            DEFAULT_CA, DEFAULT_PARALLEL, DEFAULT_TIMEOUT);
 }
 
 static int parse_args(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
+        { "insecure", no_argument, NULL, 'k' },
+        { "cacert", required_argument, NULL, 'C' },
         { NULL, 0, NULL, 0 },
     };
     char *end;
     int o;
 
     argv[0] = (char *)"http_client"; /* getopt's messages: not libtool's path */
-    while ((o = getopt_long(argc, argv, "o:O:c:qt:h", longopts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "o:O:c:qt:hk", longopts, NULL)) != -1) {
         switch (o) {
+        case 'k': opt.insecure = 1; break;
+        case 'C': opt.cacert = optarg; break;
         case 'o': opt.file = optarg; break;
         case 'O': opt.dir = optarg; break;
         case 'q': opt.quiet = 1; break;
@@ -863,11 +928,9 @@ static int make_jobs(struct job *jobs, int n, char **urls)
         j->arg = urls[i];
         switch (http_url_parse(urls[i], strlen(urls[i]), &j->url)) {
         case HTTP_URL_OK: break;
-        case HTTP_URL_HTTPS:
-            say("https is not supported yet (no TLS): %s", urls[i]);
-            return -1;
         default:
-            say("bad URL (only http:// URLs are supported): %s", urls[i]);
+            say("bad URL (only http:// and https:// URLs are supported): %s",
+                urls[i]);
             return -1;
         }
         if (opt.file != NULL && strcmp(opt.file, "-") != 0) {
@@ -940,6 +1003,7 @@ int main(int argc, char **argv)
     if (progress.timer != NULL)
         event_free(progress.timer);
     asyncore_map_free(asyncore_map_default());
+    asyncore_tls_context_free(tls_ctx);
     for (int i = 0; i < n; i++) {
         job_drop_output(&jobs[i]);
         free(jobs[i].path);

@@ -128,7 +128,7 @@ static int parse_authority(const char *s, size_t len, struct http_url *u)
         return -1;
     /* "host:" with no digits means the default port (RFC 3986 3.2.3). */
     if (host_len + 1 >= len) {
-        port = 80;
+        port = u->https ? 443 : 80;
     } else if (len - host_len - 1 > 5) {
         return -1;
     } else {
@@ -172,8 +172,10 @@ enum http_url_error http_url_parse(const char *s, size_t len, struct http_url *u
     if (n == 0)
         return HTTP_URL_BAD;
     if (n == 5 && strncasecmp(s, "https", 5) == 0)
-        return HTTP_URL_HTTPS;
-    if (n != 4 || strncasecmp(s, "http", 4) != 0)
+        u->https = 1;
+    else if (n == 4 && strncasecmp(s, "http", 4) == 0)
+        u->https = 0;
+    else
         return HTTP_URL_SCHEME;
     if (len < n + 3 || memcmp(s + n, "://", 3) != 0)
         return HTTP_URL_BAD;
@@ -252,11 +254,13 @@ enum http_url_error http_url_resolve(const struct http_url *base,
         return http_url_parse(ref, len, out);
     if (len >= 2 && ref[0] == '/' && ref[1] == '/') {
         /* "//host/path": the base's scheme, another authority. */
-        if (len + 5 >= sizeof(merged))
+        size_t n = base->https ? 6 : 5;
+
+        if (len + n >= sizeof(merged))
             return HTTP_URL_BAD;
-        memcpy(merged, "http:", 5);
-        memcpy(merged + 5, ref, len);
-        return http_url_parse(merged, len + 5, out);
+        memcpy(merged, base->https ? "https:" : "http:", n);
+        memcpy(merged + n, ref, len);
+        return http_url_parse(merged, len + n, out);
     }
     for (size_t i = 0; i < len; i++)
         if (!is_vchar((unsigned char)ref[i]))
@@ -295,7 +299,7 @@ int http_url_host_header(const struct http_url *u, char *buf, size_t size)
 {
     const char *l = u->ipv6 ? "[" : "", *r = u->ipv6 ? "]" : "";
 
-    if (u->port == 80)
+    if (u->port == (u->https ? 443u : 80u))
         return snprintf(buf, size, "%s%s%s", l, u->host, r);
     return snprintf(buf, size, "%s%s%s:%u", l, u->host, r, u->port);
 }
@@ -305,7 +309,8 @@ int http_url_format(const struct http_url *u, char *buf, size_t size)
     char host[HTTP_HOST_MAX + 16];
 
     http_url_host_header(u, host, sizeof(host));
-    return snprintf(buf, size, "http://%s%s", host, u->target);
+    return snprintf(buf, size, "%s://%s%s", u->https ? "https" : "http", host,
+                    u->target);
 }
 
 int http_save_name(const char *target, char *name, size_t size)

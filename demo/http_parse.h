@@ -21,22 +21,22 @@
 
 /* ---- URLs (http_client) -------------------------------------------------- */
 
-/** An http:// URL taken apart. */
+/** An http:// or https:// URL taken apart. */
 struct http_url {
     char host[HTTP_HOST_MAX];    /* without brackets for IPv6 literals */
-    unsigned port;               /* 80 when the URL names none */
+    unsigned port;               /* 80 (443 for https) when the URL names none */
     int ipv6;                    /* host was a [bracketed] literal */
+    int https;                   /* the scheme is https: TLS */
     char target[HTTP_TARGET_MAX]; /* path and query, at least "/"; no fragment */
 };
 
 enum http_url_error {
     HTTP_URL_OK = 0,
     HTTP_URL_BAD,     /* not a URL we can fetch */
-    HTTP_URL_SCHEME,  /* a scheme other than http, such as ftp */
-    HTTP_URL_HTTPS    /* https://: needs TLS, which the demo lacks */
+    HTTP_URL_SCHEME   /* a scheme other than http and https, such as ftp */
 };
 
-/** Parse an absolute http:// URL. */
+/** Parse an absolute http:// or https:// URL. */
 enum http_url_error http_url_parse(const char *s, size_t len,
                                    struct http_url *u);
 
@@ -50,12 +50,12 @@ enum http_url_error http_url_resolve(const struct http_url *base,
                                      const char *ref, size_t len,
                                      struct http_url *out);
 
-/** Write "http://host[:port]/target" into @buf; returns as snprintf(3). */
+/** Write "http[s]://host[:port]/target" into @buf; returns as snprintf(3). */
 int http_url_format(const struct http_url *u, char *buf, size_t size);
 
 /**
- * The "Host" header value for @u ("host", "host:port", "[v6]:port") into
- * @buf; returns as snprintf(3).
+ * The "Host" header value for @u ("host", "host:port", "[v6]:port"; no
+ * port when it is the scheme's default) into @buf; returns as snprintf(3).
  */
 int http_url_host_header(const struct http_url *u, char *buf, size_t size);
 

@@ -246,8 +246,8 @@ if start redirect python3 "$PEER" redirect; then
         "http://$rd/loop"
     dots() { fetched dots "http://$rd/dots/a/b" && [ "$(cat "$tmp/dots.out")" = arrived ]; }
     check "client resolves Location '../../hop/0' against /dots/a/b" dots
-    check "client refuses a redirect to https" \
-        fails_with rdhttps "^http_client: redirect to https, which is not supported yet \\(no TLS\\) for http://$rd/https\$" \
+    check "client follows a redirect to https (to a host that does not exist)" \
+        fails_with rdhttps "^http_client: unknown host example\\.invalid for http://$rd/https\$" \
         "http://$rd/https"
     check "client reports a 302 without Location as HTTP 302" \
         fails_with noloc "^http_client: HTTP 302 for http://$rd/nolocation\$" \
@@ -335,15 +335,83 @@ check "client: unknown host: exit 1 naming it" \
     fails_with unknown "^http_client: unknown host nosuch\\.invalid for http://nosuch\\.invalid/\$" \
     "http://nosuch.invalid/"
 check "client: ftp:// URL: exit 1, bad URL" \
-    fails_with ftp '^http_client: bad URL \(only http:// URLs are supported\): ftp://example\.com/$' \
+    fails_with ftp '^http_client: bad URL \(only http:// and https:// URLs are supported\): ftp://example\.com/$' \
     "ftp://example.com/"
-check "client: https:// URL: exit 1, not supported yet" \
-    fails_with https '^http_client: https is not supported yet \(no TLS\): https://example\.com/$' \
-    "https://example.com/"
 check "client: 'http://[::1/' is a bad URL" \
     fails_with badv6 '^http_client: bad URL ' "http://[::1/"
 check "client: port 99999 is a bad URL" \
     fails_with badport '^http_client: bad URL ' "http://127.0.0.1:99999/"
+
+# ---- https://: openssl s_server and a server that skips close_notify ---------------
+# A self-signed certificate for the name localhost only, made here.  Every
+# https URL names localhost, whose addresses come from /etc/hosts.
+
+if command -v openssl >/dev/null 2>&1 &&
+   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+       -addext subjectAltName=DNS:localhost -keyout "$tmp/tls.key" \
+       -out "$tmp/tls.crt" >"$tmp/tls.log" 2>&1; then
+    mkdir -p "$tmp/www"
+    cp "$root/mib" "$tmp/www/big"
+    # s_server -WWW serves files of its directory as HTTP/1.0, each body
+    # ending at the close, after TLS close_notify.
+    (cd "$tmp/www" && exec openssl s_server -accept 127.0.0.1:0 \
+        -cert "$tmp/tls.crt" -key "$tmp/tls.key" -WWW) >"$tmp/s_server.out" 2>&1 &
+    spid=$!
+    pids="$pids $spid"
+    timeout $T sh -c "until grep -qs '^ACCEPT ' '$tmp/s_server.out'; do sleep 0.05; done"
+    tp=$(sed -n 's/^ACCEPT .*:\([0-9]*\)$/\1/p' "$tmp/s_server.out")
+    if [ -n "$tp" ]; then
+        tls_ok() { fetched tlsbig --cacert "$tmp/tls.crt" -o "$tmp/tls.big" \
+                       "https://localhost:$tp/big" && same "$root/mib" "$tmp/tls.big"; }
+        check "client fetches https:// from openssl s_server, byte-exact (1 MiB)" tls_ok
+        check "client refuses a certificate its CA bundle does not know" \
+            fails_with tlsca "^http_client: TLS handshake with localhost:$tp failed: certificate verify failed: self-signed certificate for https://localhost:$tp/big\$" \
+            "https://localhost:$tp/big"
+        check "client refuses a certificate for another name (127.0.0.1)" \
+            fails_with tlsname "^http_client: TLS handshake with 127\\.0\\.0\\.1:$tp failed: certificate verify failed: IP address mismatch for https://127\\.0\\.0\\.1:$tp/big\$" \
+            --cacert "$tmp/tls.crt" "https://127.0.0.1:$tp/big"
+        tls_k() { fetched tlsk -k -o "$tmp/tls.k" "https://127.0.0.1:$tp/big" &&
+                      same "$root/mib" "$tmp/tls.k"; }
+        check "client -k fetches it anyway" tls_k
+    else
+        fail "openssl s_server starts"
+    fi
+    kill "$spid" 2>/dev/null
+    wait "$spid" 2>/dev/null
+    # A body that ends at the close needs close_notify: without it, it may
+    # have been cut, and no file may be left.
+    cat >"$tmp/cut.py" <<'PY'
+import os, socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(8)
+print("listening on 127.0.0.1:%d" % ls.getsockname()[1], flush=True)
+while True:
+    c, _ = ls.accept()
+    try:
+        s = ctx.wrap_socket(c, server_side=True)
+        s.recv(65536)
+        s.sendall(b"HTTP/1.0 200 OK\r\n\r\ncut here")
+        os.close(s.detach())  # TCP's close, without TLS close_notify
+    except OSError:
+        c.close()
+PY
+    if start cut python3 "$tmp/cut.py" "$tmp/tls.crt" "$tmp/tls.key"; then
+        tls_cut() {
+            mkdir -p "$tmp/cutdir"
+            fails_with tlscut "^http_client: truncated body: localhost:$port closed without TLS close_notify for https://localhost:$port/x\$" \
+                --cacert "$tmp/tls.crt" -O "$tmp/cutdir" "https://localhost:$port/x" &&
+                empty_dir "$tmp/cutdir"
+        }
+        check "client refuses a body cut without TLS close_notify, leaves no file" tls_cut
+    else
+        fail "close_notify-less TLS server starts"
+    fi
+else
+    skip "https:// tests: no openssl command"
+fi
 
 # ---- http_server: correct bytes, to curl and to our client ---------------------------
 
