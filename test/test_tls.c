@@ -22,6 +22,8 @@
 #include <sys/wait.h>
 
 #include <openssl/ssl.h>
+#include <event2/dns.h>
+#include <event2/util.h>
 
 #define MIB (1024 * 1024)
 
@@ -1217,6 +1219,117 @@ START_TEST(client_started_before_its_socket_exists_connects_by_host)
 }
 END_TEST
 
+/* The family evdns gives first for @name (answered from its hosts file). */
+static void first_family_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+    ck_assert_int_eq(result, 0);
+    ck_assert_ptr_nonnull(res);
+    *(int *)arg = res->ai_family;
+    evutil_freeaddrinfo(res);
+}
+
+static int first_family(struct evdns_base *dns, const char *name)
+{
+    struct evutil_addrinfo hints = { 0 };
+    int family = 0;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    (void)evdns_getaddrinfo(dns, name, "1", &hints, first_family_cb, &family);
+    ck_assert(th_loop_until(th_map, &family, 5));
+    return family;
+}
+
+/* A socket bound to @family's loopback at @port that never listens: a
+ * connect there is refused for as long as it is open. */
+static int refuser(int family, unsigned port)
+{
+    struct sockaddr_storage ss = { 0 };
+    socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                       : sizeof(struct sockaddr_in);
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    ck_assert_int_ge(fd, 0);
+    ss.ss_family = (sa_family_t)family;
+    if (family == AF_INET6) {
+        ((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+    } else {
+        ((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+    }
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&ss, len), 0);
+    return fd;
+}
+
+/* Held @d closed, and the server's side of it done. */
+static asyncore_dispatcher *held;
+
+static int held_closed_and_server_done(void *arg)
+{
+    return asyncore_dispatcher_closed(held) && peer_done(arg);
+}
+
+/* A name whose first address refuses: the client goes on to the next
+ * address, and the handshake runs on the socket that connected. */
+START_TEST(connect_by_name_moves_past_a_refused_address)
+{
+    char path[] = "/tmp/asyncore-tls-hosts-XXXXXX";
+    struct server s = { 0 };
+    struct peer c = { 0 };
+    struct evdns_base *dns;
+    asyncore_dispatcher *d;
+    unsigned char in[8];
+    unsigned port;
+    int fd, first, refused;
+    FILE *f;
+
+    if (th_skip_family(AF_INET6))
+        return;
+    dns = evdns_base_new(asyncore_map_base(th_map), 0);
+    ck_assert_ptr_nonnull(dns);
+    fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    f = fdopen(fd, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("127.0.0.1\tdual.test\n::1\tdual.test\n", f);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(evdns_base_load_hosts(dns, path), 0);
+    unlink(path);
+    ck_assert_int_eq(asyncore_map_set_dns(th_map, dns), 0);
+
+    /* The server on the family tried second, a refuser on the first. */
+    first = first_family(dns, "dual.test");
+    s.ctx = server_ctx(srv_crt);
+    server_listen(&s, first == AF_INET ? AF_INET6 : AF_INET);
+    port = ntohs(s.ss.ss_family == AF_INET6
+                     ? ((struct sockaddr_in6 *)&s.ss)->sin6_port
+                     : ((struct sockaddr_in *)&s.ss)->sin_port);
+    refused = refuser(first, port);
+
+    d = asyncore_dispatcher_new(th_map, &peer_handlers, &c);
+    ck_assert_int_eq(asyncore_dispatcher_hold(d), 0); /* read after close */
+    ck_assert_int_eq(asyncore_tls_start_client(d, client_ctx(), "localhost"), 0);
+    ck_assert_int_eq(asyncore_connect_host(d, "dual.test", port), 0);
+    c.out = (const unsigned char *)"abc";
+    c.out_len = 3;
+    c.in = in;
+    c.in_cap = sizeof(in);
+    c.close_at = 3;
+    held = d;
+    ck_assert(loop_while_not(held_closed_and_server_done, &s.peer, 10.0));
+    ck_assert_int_eq(c.connects, 1);
+    ck_assert_int_eq(c.errors + s.peer.errors, 0);
+    ck_assert_mem_eq(in, "abc", 3);
+    ck_assert_int_eq(s.accepted, 1);
+    /* The refusal happened, and was not the end of it. */
+    ck_assert_int_eq(asyncore_dispatcher_last_error(d), ECONNREFUSED);
+    asyncore_dispatcher_release(d);
+    close(refused);
+    settle();
+}
+END_TEST
+
 /* ---- async_chat over TLS ------------------------------------------------------ */
 
 struct lines {
@@ -1576,6 +1689,7 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, refused_tcp_connect_stays_a_connect_error);
     tcase_add_test(tc, connected_sockets_upgrade_and_connect_again_after_the_handshake);
     tcase_add_test(tc, client_started_before_its_socket_exists_connects_by_host);
+    tcase_add_test(tc, connect_by_name_moves_past_a_refused_address);
     tcase_add_test(tc, async_chat_exchanges_lines_over_tls);
     tcase_add_test(tc, key_update_in_the_middle_of_a_transfer_keeps_the_bytes_exact);
     tcase_add_test(tc, renegotiation_asked_by_a_client_is_refused);
