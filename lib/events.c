@@ -26,11 +26,14 @@ void asyncore__connect_event(asyncore_dispatcher *d)
     /* tls.c: once TCP is up, connecting means the TLS handshake. */
     if (d->tls != NULL && asyncore__tls_handshaking(d))
         goto handshake;
-    if (d->timeouts != NULL) /* timeout.c: the connect is over, either way */
-        asyncore__timeout_connect_done(d);
     if (d->io_kind == ASYNCORE__IO_SOCKET &&
         getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
+    /* timeout.c: this attempt is over -- unless TCP is up under TLS, whose
+     * handshake is still part of connecting (handle_connect waits for it),
+     * so its clock runs on. */
+    if (d->timeouts != NULL && (err != 0 || d->tls == NULL))
+        asyncore__timeout_connect_done(d);
     /* resolve.c: a connect by name goes on to the name's next address. */
     if (d->resolve != NULL && asyncore__resolve_connect_event(d, err))
         return;
@@ -46,8 +49,16 @@ void asyncore__connect_event(asyncore_dispatcher *d)
 handshake:
     /* tls.c: over TLS, connected means the handshake is done; the
      * transport reports its failures itself. */
-    if (d->tls != NULL && asyncore__tls_connect_event(d) <= 0)
-        return;
+    if (d->tls != NULL) {
+        int done = asyncore__tls_connect_event(d);
+
+        /* Finished or failed: the connect timeout has nothing left to time
+         * (after a failure that closed, d->timeouts is gone already). */
+        if (done != 0 && d->timeouts != NULL)
+            asyncore__timeout_connect_done(d);
+        if (done <= 0)
+            return;
+    }
     if (!d->connect_done) {
         d->connect_done = 1;
         ASYNCORE__HOOK(d, handle_connect)(d);

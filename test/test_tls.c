@@ -1152,6 +1152,56 @@ START_TEST(refused_tcp_connect_stays_a_connect_error)
 }
 END_TEST
 
+/* A server that takes the connection (the kernel does, from the backlog)
+ * but never answers the ClientHello: the connect timeout covers the
+ * handshake, since handle_connect means "TLS is up". */
+START_TEST(connect_timeout_covers_a_stalled_handshake)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    struct peer c = { 0 };
+    asyncore_dispatcher *d;
+    int lfd = th_raw_listener(AF_INET, &ss, &len);
+
+    d = asyncore_dispatcher_new(th_map, &peer_handlers, &c);
+    ck_assert_int_eq(asyncore_create_socket(d, AF_INET, SOCK_STREAM), 0);
+    ck_assert_int_eq(asyncore_tls_start_client(d, client_ctx(), "localhost"), 0);
+    ck_assert_int_eq(asyncore_set_connect_timeout(d, 0.3), 0);
+    ck_assert_int_eq(asyncore_connect(d, (struct sockaddr *)&ss, len), 0);
+    ck_assert(loop_while_not(peer_done, &c, 10.0));
+    ck_assert_int_eq(c.errors, 1);
+    ck_assert_int_eq(c.err, ETIMEDOUT);
+    ck_assert_str_eq(c.op, "connect");
+    ck_assert_int_eq(c.connects, 0);
+    close(lfd);
+    settle();
+}
+END_TEST
+
+/* The handshake done, the connect timeout is over: a connection that then
+ * stays quiet for longer is not timed out. */
+START_TEST(connect_timeout_ends_with_the_handshake)
+{
+    struct server s = { 0 };
+    struct peer c = { 0 };
+    asyncore_dispatcher *d;
+    double until;
+
+    s.ctx = server_ctx(srv_crt);
+    server_listen(&s, AF_INET);
+    d = client_new(&c, client_ctx(), "localhost", &s.ss, s.len);
+    ck_assert_int_eq(asyncore_set_connect_timeout(d, 0.2), 0);
+    ck_assert(th_loop_until(th_map, &c.connects, 10));
+    until = th_now() + 0.5;
+    while (th_now() < until)
+        ck_assert_int_eq(asyncore_poll(th_map, 0.05), 0);
+    ck_assert_int_eq(c.errors, 0);
+    ck_assert_int_eq(c.connects, 1);
+    ck_assert(asyncore_dispatcher_connected(d));
+    settle();
+}
+END_TEST
+
 /* ---- ways to start ----------------------------------------------------------- */
 
 /* Both ends of a socketpair adopted, then upgraded: the client on a
@@ -1687,6 +1737,8 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, plaintext_client_is_a_handshake_error_eproto);
     tcase_add_test(tc, peer_leaving_during_the_handshake_is_econnaborted);
     tcase_add_test(tc, refused_tcp_connect_stays_a_connect_error);
+    tcase_add_test(tc, connect_timeout_covers_a_stalled_handshake);
+    tcase_add_test(tc, connect_timeout_ends_with_the_handshake);
     tcase_add_test(tc, connected_sockets_upgrade_and_connect_again_after_the_handshake);
     tcase_add_test(tc, client_started_before_its_socket_exists_connects_by_host);
     tcase_add_test(tc, connect_by_name_moves_past_a_refused_address);

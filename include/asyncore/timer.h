@@ -113,7 +113,9 @@ ASYNCORE_API int asyncore_timer_set_free(asyncore_timer *t,
  * Give @d's connects @seconds to complete (0: no limit, the default).
  * The clock starts when a connect goes in progress (asyncore_connect()
  * returned 0 with the dispatcher connecting), or at this call if @d is
- * connecting now.  When it runs out, @d's handle_error runs with ETIMEDOUT
+ * connecting now.  Over TLS the handshake is part of the connect: the
+ * clock stops when handle_connect is about to run or the handshake fails.
+ * When it runs out, @d's handle_error runs with ETIMEDOUT
  * and op "connect" (asyncore_dispatcher_last_error() is ETIMEDOUT) and
  * handle_connect never runs for that attempt; if handle_error leaves @d
  * open (the default closes it), the attempt's socket is closed and @d stays

@@ -44,7 +44,10 @@
  *                   protocol version or cipher, a peer that does not speak
  *                   TLS
  *     ECONNRESET, ETIMEDOUT, ...  the socket's own error, as is
- *   A failed TCP connect stays handle_error(d, err, "connect").  After the
+ *   A failed TCP connect stays handle_error(d, err, "connect"), and so
+ *   does a connect timeout (asyncore_set_connect_timeout()), whose clock
+ *   runs until the handshake is over.  A transport whose handshake failed
+ *   or was timed out is spent: connect again with a new dispatcher.  After the
  *   handshake, asyncore_recv()/asyncore_send() report as for TCP: a lost
  *   connection goes to handle_close, a TLS protocol failure to
  *   handle_error(d, EPROTO, "recv" or "send").  In every case
