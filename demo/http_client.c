@@ -947,7 +947,9 @@ static int make_jobs(struct job *jobs, int n, char **urls)
             j->path = dir_path(name, 0);
             j->part = dir_path(name, 1);
         }
-        if ((opt.file || opt.dir) && (j->path == NULL || j->part == NULL)) {
+        /* "-o -" is standard output: no file, so no path to have failed. */
+        if ((j->path != NULL || opt.dir != NULL) &&
+            (j->path == NULL || j->part == NULL)) {
             say("%s", strerror(ENOMEM));
             return -1;
         }

@@ -145,6 +145,8 @@ if start pyhttp python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$root"
     done
     to_stdout() { fetched py.stdout "http://$py/mib" && same "$root/mib" "$tmp/py.stdout.out"; }
     check "client with one URL and no -o writes the body to stdout" to_stdout
+    dash_stdout() { fetched py.dash -o - "http://$py/mib" && same "$root/mib" "$tmp/py.dash.out"; }
+    check "client -o - writes the body to stdout" dash_stdout
 
     several() {
         rm -rf "$tmp/several"; mkdir "$tmp/several"
