@@ -21,9 +21,10 @@
  * another over one connection, kept alive between them when the server
  * allows; jobs for different servers are fetched at the same time, over at
  * most PARALLEL connections.  Redirects put a job back in the queue with
- * its new URL.  Every connection has a libevent timer beside its
- * dispatcher, on the same event_base, re-armed whenever data arrives: that
- * is the connect and idle timeout.
+ * its new URL.  Each connection's connect (over TLS: up to the end of the
+ * handshake) and its silences are timed by the library's per-dispatcher
+ * timeouts (asyncore_set_connect_timeout, asyncore_set_idle_timeout, whose
+ * handle_timeout hook ends the request).
  *
  * https:// is the same channel with TLS started under it
  * (asyncore_tls_start_client): the state machine never sees the difference.
@@ -224,7 +225,6 @@ enum rstate {
 struct conn {
     LIST_ENTRY(conn) link;
     asyncore_dispatcher *d;
-    struct event *timer;    /* connect and idle timeout */
     char host[HTTP_HOST_MAX];
     unsigned port;
     int https;
@@ -281,27 +281,6 @@ static void conn_fail(struct conn *c, const char *fmt, ...)
     conn_end(c);
 }
 
-/* Data arrived, or the connection was made: the timeout starts again. */
-static void conn_touch(struct conn *c)
-{
-    struct timeval tv;
-
-    tv.tv_sec = (time_t)opt.timeout;
-    tv.tv_usec = (suseconds_t)((opt.timeout - (double)tv.tv_sec) * 1e6);
-    evtimer_add(c->timer, &tv);
-}
-
-static void conn_timeout(evutil_socket_t fd, short what, void *arg)
-{
-    struct conn *c = arg;
-
-    (void)fd, (void)what;
-    if (asyncore_dispatcher_connected(c->d))
-        conn_fail(c, "timeout: no data from %s for %g s", c->peer, opt.timeout);
-    else
-        conn_fail(c, "timeout connecting to %s after %g s", c->peer, opt.timeout);
-}
-
 /* Send the request of c->job, and get ready for its response. */
 static void send_request(struct conn *c)
 {
@@ -322,7 +301,6 @@ static void send_request(struct conn *c)
     c->body_got = 0;
     c->location[0] = '\0';
     asyncore_chat_set_terminator(c->d, "\r\n", 2);
-    conn_touch(c);
     /* The channel queues the request until the connection is made. */
     if (asyncore_chat_push(c->d, req, (size_t)n) < 0 &&
         !asyncore_dispatcher_closed(c->d))
@@ -617,16 +595,24 @@ static void conn_found(asyncore_dispatcher *d)
     c->line_len = 0;
 }
 
-/* The parent's handle_read, with the idle timer re-armed first. */
-static void conn_read(asyncore_dispatcher *d)
-{
-    conn_touch(asyncore_dispatcher_user_data(d));
-    asyncore_chat_handle_read(d);
-}
-
+/* The request goes out as soon as the connection (and TLS) is up: it is
+ * queued in the channel already. */
 static void conn_connected(asyncore_dispatcher *d)
 {
-    conn_touch(asyncore_dispatcher_user_data(d));
+    (void)d;
+}
+
+/* Nothing read or written for opt.timeout seconds.  Before the connection
+ * is up this is a name look-up that is slow to answer (the connect timeout
+ * starts with the connect itself). */
+static void conn_idle(asyncore_dispatcher *d)
+{
+    struct conn *c = asyncore_dispatcher_user_data(d);
+
+    if (asyncore_dispatcher_connected(d))
+        conn_fail(c, "timeout: no data from %s for %g s", c->peer, opt.timeout);
+    else
+        conn_fail(c, "timeout connecting to %s after %g s", c->peer, opt.timeout);
 }
 
 /* Why a close in state @c->st means a failed response. */
@@ -675,7 +661,9 @@ static void conn_error(asyncore_dispatcher *d, int err, const char *op)
     struct conn *c = asyncore_dispatcher_user_data(d);
     const char *tls = asyncore_tls_last_error(d); /* OpenSSL's reason */
 
-    if (strcmp(op, "connect") == 0)
+    if (strcmp(op, "connect") == 0 && err == ETIMEDOUT)
+        conn_fail(c, "timeout connecting to %s after %g s", c->peer, opt.timeout);
+    else if (strcmp(op, "connect") == 0)
         conn_fail(c, "cannot connect to %s: %s", c->peer, strerror(err));
     else if (strcmp(op, "tls") == 0)
         conn_fail(c, "TLS handshake with %s failed: %s", c->peer,
@@ -688,17 +676,13 @@ static void conn_error(asyncore_dispatcher *d, int err, const char *op)
 
 static void conn_destroy(asyncore_dispatcher *d)
 {
-    struct conn *c = asyncore_dispatcher_user_data(d);
-
-    if (c->timer != NULL)
-        event_free(c->timer);
-    free(c);
+    free(asyncore_dispatcher_user_data(d));
 }
 
 static const asyncore_chat_handlers conn_handlers = {
     .dispatcher = {
-        .handle_read = conn_read,
         .handle_connect = conn_connected,
+        .handle_timeout = conn_idle,
         .handle_close = conn_closed,
         .handle_error = conn_error,
         .destroy = conn_destroy,
@@ -767,9 +751,9 @@ static void conn_open(struct job *j)
     c->https = j->url.https;
     snprintf(c->peer, sizeof(c->peer), j->url.ipv6 ? "[%s]:%u" : "%s:%u",
              c->host, c->port);
-    c->timer = evtimer_new(asyncore_map_base(NULL), conn_timeout, c);
-    if (c->timer == NULL) {
-        conn_fail(c, "%s", strerror(ENOMEM));
+    if (asyncore_set_connect_timeout(c->d, opt.timeout) < 0 ||
+        asyncore_set_idle_timeout(c->d, opt.timeout) < 0) {
+        conn_fail(c, "%s", strerror(errno));
         return;
     }
     if (c->https && start_tls(c) < 0)

@@ -411,6 +411,20 @@ PY
     else
         fail "close_notify-less TLS server starts"
     fi
+    # A server that takes connections (the kernel does) and never answers
+    # the ClientHello: the connect timeout covers the handshake.
+    if start mute python3 -c 'import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(8)
+print("listening on 127.0.0.1:%d" % s.getsockname()[1], flush=True)
+time.sleep(600)'; then
+        check "client times out a TLS handshake that never ends (-t 1)" \
+            fails_with tlsmute "^http_client: timeout connecting to 127\\.0\\.0\\.1:$port after 1 s for https://127\\.0\\.0\\.1:$port/\$" \
+            -k -t 1 "https://127.0.0.1:$port/"
+    else
+        fail "silent TLS server starts"
+    fi
 else
     skip "https:// tests: no openssl command"
 fi
