@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -105,12 +106,26 @@ struct conn {
 #define H_MAXMSB 40
 #define H_BUCKETS (H_LIN + (H_MAXMSB - 5) * H_SUB)
 
+#define MAX_TASKS 64                   /* server threads reported one by one */
+#define MAX_EPOLLS 16                  /* server epoll instances reported */
+
 struct cpu_sample {
     bool ok;
     unsigned long long utime, stime;   /* server, clock ticks */
     bool run_ok;
     unsigned long long run_ns;         /* server, precise run time */
+    int ntasks;                        /* its threads, in tid order */
+    long tid[MAX_TASKS];
+    unsigned long long task_ns[MAX_TASKS];
     double self_cpu;                   /* this process, seconds */
+};
+
+/* The descriptors registered in each of the server's epoll instances (one
+ * per event loop): how a multi-threaded server spread its connections. */
+struct epoll_watch {
+    int n;
+    int fd[MAX_EPOLLS];
+    int watched[MAX_EPOLLS];
 };
 
 struct run {
@@ -133,6 +148,7 @@ struct run {
     uint64_t hist[H_BUCKETS];
     uint64_t hist_n;
     struct cpu_sample cpu0, cpu1;
+    struct epoll_watch ep0, ep1;        /* before the first connect, at the end */
 };
 
 static struct run R;
@@ -253,18 +269,113 @@ static bool read_proc_cpu(long pid, unsigned long long *ut, unsigned long long *
     return sscanf(p, " %llu %llu", ut, st) == 2;
 }
 
-/* The kernel's precise run time of the task (ns).  utime and stime are
- * split from it by tick sampling, which is coarse over short windows. */
-static bool read_proc_run(long pid, unsigned long long *ns)
+/* The kernel's precise run time (ns) of one task, from its schedstat.
+ * utime and stime are split from it by tick sampling, which is coarse over
+ * short windows. */
+static bool read_schedstat(const char *path, unsigned long long *ns)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%ld/schedstat", pid);
     FILE *f = fopen(path, "r");
     if (!f)
         return false;
     int n = fscanf(f, "%llu", ns);
     fclose(f);
     return n == 1;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+/* The server's run time summed over all its threads (/proc/PID/schedstat
+ * alone is the main thread's, which in a server whose workers do the work
+ * only waits for signals), and each thread's, in tid order.  A thread that
+ * ended before the sample is missing from the sum. */
+static bool read_proc_run(long pid, struct cpu_sample *s)
+{
+    char path[96];
+    long tids[MAX_TASKS];
+    int n = 0;
+
+    snprintf(path, sizeof path, "/proc/%ld/task", pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return false;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < MAX_TASKS)
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9')
+            tids[n++] = strtol(e->d_name, NULL, 10);
+    closedir(d);
+    qsort(tids, (size_t)n, sizeof *tids, cmp_long);
+    s->run_ns = 0;
+    s->ntasks = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned long long ns;
+        snprintf(path, sizeof path, "/proc/%ld/task/%ld/schedstat", pid, tids[i]);
+        if (!read_schedstat(path, &ns))
+            continue;   /* the thread has just ended */
+        s->tid[s->ntasks] = tids[i];
+        s->task_ns[s->ntasks++] = ns;
+        s->run_ns += ns;
+    }
+    return s->ntasks > 0;
+}
+
+/* A thread's run time in the window: 0 at the start if it did not exist. */
+static unsigned long long task_window_ns(int i)
+{
+    for (int j = 0; j < R.cpu0.ntasks; j++)
+        if (R.cpu0.tid[j] == R.cpu1.tid[i])
+            return R.cpu1.task_ns[i] - R.cpu0.task_ns[j];
+    return R.cpu1.task_ns[i];
+}
+
+/* Counts the "tfd:" lines of each of the server's epoll descriptors in
+ * /proc/PID/fdinfo: the descriptors registered in it, in fd order. */
+static void read_epoll_watch(long pid, struct epoll_watch *w)
+{
+    char path[320], target[64], line[256];
+    w->n = 0;
+    if (pid <= 0)
+        return;
+    snprintf(path, sizeof path, "/proc/%ld/fd", pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    int fds[MAX_EPOLLS];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < MAX_EPOLLS) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/fd/%s", pid, e->d_name);
+        ssize_t len = readlink(path, target, sizeof target - 1);
+        if (len < 0)
+            continue;
+        target[len] = '\0';
+        if (strcmp(target, "anon_inode:[eventpoll]") == 0)
+            fds[n++] = atoi(e->d_name);
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++)     /* insertion sort: a handful */
+        for (int j = i; j > 0 && fds[j - 1] > fds[j]; j--) {
+            int t = fds[j];
+            fds[j] = fds[j - 1];
+            fds[j - 1] = t;
+        }
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "/proc/%ld/fdinfo/%d", pid, fds[i]);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        int count = 0;
+        while (fgets(line, sizeof line, f))
+            count += strncmp(line, "tfd:", 4) == 0;
+        fclose(f);
+        w->fd[w->n] = fds[i];
+        w->watched[w->n++] = count;
+    }
 }
 
 /* The server's resident set (VmRSS, kB) from /proc/PID/status; -1 if
@@ -299,7 +410,7 @@ static void cpu_sample(struct cpu_sample *s)
     s->self_cpu = self_cpu_s();
     s->ok = R.o.server_pid > 0 &&
             read_proc_cpu(R.o.server_pid, &s->utime, &s->stime);
-    s->run_ok = R.o.server_pid > 0 && read_proc_run(R.o.server_pid, &s->run_ns);
+    s->run_ok = R.o.server_pid > 0 && read_proc_run(R.o.server_pid, s);
 }
 
 /* ---- connection failures ------------------------------------------------- */
@@ -728,9 +839,30 @@ static void run_loop(void)
         R.t_win_start = R.t_end;   /* everything failed before the window */
     cpu_sample(&R.cpu1);
     R.rss_kb[2] = read_proc_rss(R.o.server_pid);
+    read_epoll_watch(R.o.server_pid, &R.ep1);
 }
 
 /* ---- results ------------------------------------------------------------- */
+
+/* " epoll_watch_start=A,B epoll_watch_end=C,D": the instances present at
+ * both ends, paired by descriptor number. */
+static void print_epoll_watch(void)
+{
+    const char *sep = " epoll_watch_start=";
+    for (int i = 0; i < R.ep1.n; i++)
+        for (int j = 0; j < R.ep0.n; j++)
+            if (R.ep0.fd[j] == R.ep1.fd[i]) {
+                printf("%s%d", sep, R.ep0.watched[j]);
+                sep = ",";
+            }
+    sep = " epoll_watch_end=";
+    for (int i = 0; i < R.ep1.n; i++)
+        for (int j = 0; j < R.ep0.n; j++)
+            if (R.ep0.fd[j] == R.ep1.fd[i]) {
+                printf("%s%d", sep, R.ep1.watched[i]);
+                sep = ",";
+            }
+}
 
 static int print_results(void)
 {
@@ -773,8 +905,12 @@ static int print_results(void)
                us, sy, us * per, sy * per, (us + sy) * per);
         if (R.cpu0.run_ok && R.cpu1.run_ok) {
             double run = (double)(R.cpu1.run_ns - R.cpu0.run_ns) / 1e9;
-            printf(" server_run_s=%.3f run_us_per_rtt=%.3f", run, run * per);
+            printf(" server_run_s=%.3f run_us_per_rtt=%.3f server_threads=%d thread_run_s=",
+                   run, run * per, R.cpu1.ntasks);
+            for (int i = 0; i < R.cpu1.ntasks; i++)
+                printf("%s%.3f", i ? "," : "", (double)task_window_ns(i) / 1e9);
         }
+        print_epoll_watch();
     } else if (R.o.server_pid > 0) {
         fprintf(stderr, "loadgen: cannot read /proc/%ld/stat\n", R.o.server_pid);
         R.errors++;
@@ -852,8 +988,15 @@ static void usage(FILE *f)
 "  server_user_s server_sys_s   the server's CPU in the window, from\n"
 "                         /proc/PID/stat (utime, stime: tick-sampled split)\n"
 "  user_us_per_rtt sys_us_per_rtt cpu_us_per_rtt   the same per round trip\n"
-"  server_run_s run_us_per_rtt  the precise run time of the server's main\n"
-"                         thread, from /proc/PID/schedstat\n"
+"  server_run_s run_us_per_rtt  the server's precise run time, summed over\n"
+"                         its threads (/proc/PID/task/*/schedstat)\n"
+"  server_threads thread_run_s  its threads, and each one's run time in the\n"
+"                         window (seconds, comma-separated, in tid order)\n"
+"  epoll_watch_start epoll_watch_end   descriptors registered in each of the\n"
+"                         server's epoll instances (one per event loop; in\n"
+"                         fd order) before the first connect and at the end\n"
+"                         of the window: the difference is the connections\n"
+"                         each loop holds\n"
 "  rss_start_kb rss_setup_kb rss_end_kb   the server's VmRSS before the\n"
 "                         first connect, when every connection was served,\n"
 "                         and at the end of the window\n"
@@ -955,6 +1098,7 @@ int main(int argc, char **argv)
     if (R.epfd < 0)
         die("epoll_create1: %s", strerror(errno));
     R.rss_kb[0] = read_proc_rss(R.o.server_pid);
+    read_epoll_watch(R.o.server_pid, &R.ep0);
     run_loop();
     int rc = print_results();
     for (int i = 0; i < R.total; i++) {
