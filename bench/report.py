@@ -31,6 +31,8 @@ NAMES = {
     "bev": "bufferevents",
     "asyncore": "asyncore.py (select)",
     "asyncore-poll": "asyncore.py (poll)",
+    "ours-t1": "ours, -t 1",
+    "ours-t2": "ours, -t 2",
 }
 HTTP_NAMES = {
     "ours": "ours (demo/http_server)",
@@ -286,6 +288,148 @@ def scaling_section(rows, T):
           "%s x (server CPU per round trip %s x; %s; %s)"
           % (fmt(v, "%.2f"), fmt(cv, "%.2f"), extra, asy))
     return "\n".join(out), curve
+
+
+# ---- threads: one map per thread ---------------------------------------------------
+
+def int_list(row, key):
+    try:
+        return [int(v) for v in row[key].split(",")]
+    except (KeyError, ValueError):
+        return None
+
+
+def float_list(row, key):
+    try:
+        return [float(v) for v in row[key].split(",")]
+    except (KeyError, ValueError):
+        return None
+
+
+def per_map_conns(row):
+    """Connections in each epoll instance (one per map) at the end of the
+    window: what was registered then less what was before the first
+    connect (listener, wake-up descriptor)."""
+    a, b = int_list(row, "epoll_watch_start"), int_list(row, "epoll_watch_end")
+    if not a or not b or len(a) != len(b):
+        return None
+    return [y - x for x, y in zip(a, b)]
+
+
+def busy(row, key):
+    v, secs = num(row, key), num(row, "secs")
+    return v / secs if v is not None and secs else None
+
+
+def client_us_per_rt(row):
+    v, n = num(row, "client_cpu_s"), num(row, "rtts")
+    return v * 1e6 / n if v is not None and n else None
+
+
+def ceiling(rows, scen, ncpu):
+    """The round trips/s that all CPUs could carry at -t 1's server and
+    loadgen CPU per round trip, with its median rate: per round, then the
+    median."""
+    caps, rates = [], []
+    for r in rows:
+        if r.get("scenario") != scen or r.get("server") != "ours-t1":
+            continue
+        srv, cl = num(r, "run_us_per_rtt"), client_us_per_rt(r)
+        if srv and cl:
+            caps.append(ncpu * 1e6 / (srv + cl))
+            rates.append(num(r, "rtt_per_s"))
+    return med(caps), med(rates), med([num(r, "run_us_per_rtt") + client_us_per_rt(r)
+                                       for r in rows if r.get("scenario") == scen
+                                       and r.get("server") == "ours-t1"
+                                       and num(r, "run_us_per_rtt") and client_us_per_rt(r)])
+
+
+def threads_section(rows):
+    if not rows:
+        return ""
+    out = ["## One map per thread: echo_server -t 1 and -t 2", ""]
+    for r in rows:
+        bad = int(num(r, "errors", 0) + num(r, "unserved", 0) + num(r, "mismatches", 0))
+        if bad or r.get("rc") not in ("0", None) or r.get("server_rc") not in ("0", None):
+            failed.append("threads %s %s round %s: %d errors, rc %s, server rc %s"
+                          % (r.get("server"), r.get("scenario"), r.get("round"), bad,
+                             r.get("rc"), r.get("server_rc")))
+    scens = [c for c in ("c100", "c1000", "stream") if any(r.get("scenario") == c for r in rows)]
+    servers = [s for s in ("ours-t1", "ours-t2", "raw") if any(r.get("server") == s for r in rows)]
+    trs = []
+    for c in scens:
+        sc = [r for r in rows if r.get("scenario") == c]
+        for s in servers:
+            sel = [r for r in sc if r["server"] == s]
+            if not sel:
+                continue
+            rt = in_round_ratios(sc, "rtt_per_s", lambda r, s=s: r["server"] == s,
+                                 lambda r: r["server"] == "ours-t1")
+            cpu = in_round_ratios(sc, "run_us_per_rtt", lambda r, s=s: r["server"] == s,
+                                  lambda r: r["server"] == "ours-t1")
+            bad = sum(int(num(r, "errors", 0) + num(r, "unserved", 0) + num(r, "mismatches", 0))
+                      for r in sel)
+            trs.append([c, NAMES.get(s, s), fmt(med([num(r, "rtt_per_s") for r in sel])),
+                        fmt(med([num(r, "mb_per_s") for r in sel]), "%.1f"),
+                        fmt(med(rt), "%.2f"),
+                        fmt(med([num(r, "run_us_per_rtt") for r in sel]), "%.2f"),
+                        fmt(med(cpu), "%.2f"),
+                        fmt(med([busy(r, "server_run_s") for r in sel]), "%.2f"),
+                        fmt(med([busy(r, "client_cpu_s") for r in sel]), "%.2f"),
+                        fmt(med([client_us_per_rt(r) for r in sel]), "%.2f"),
+                        fmt(med([num(r, "p99_us") for r in sel])), bad])
+    out.append(table(["scenario", "server", "round trips/s", "MB/s", "rt/s × -t 1",
+                      "server CPU µs/rt", "CPU/rt × -t 1", "server CPUs busy",
+                      "loadgen CPUs busy", "loadgen CPU µs/rt", "p99 µs", "errors + unserved + mismatches"], trs))
+    out.append("")
+    trs = []
+    for c in scens:
+        for r in sorted([r for r in rows if r.get("scenario") == c and r["server"] == "ours-t2"],
+                        key=lambda r: int(r["round"])):
+            conns = per_map_conns(r)
+            th = float_list(r, "thread_run_s")
+            workers = th[1:] if th and len(th) > 1 else None
+            total = sum(workers) if workers else 0
+            trs.append([c, r["round"], " / ".join(map(str, conns)) if conns else "-",
+                        " / ".join("%.2f s (%.0f %%)" % (w, 100 * w / total) for w in workers)
+                        if workers and total > 0 else "-",
+                        "%.3f s" % th[0] if th else "-"])
+    if trs:
+        out.append(table(["scenario", "round", "connections per map (epoll instance)",
+                          "run time of each worker thread in the window",
+                          "main thread"], trs))
+        out.append("")
+    loads = [num(r, "load1") for r in rows if num(r, "load1") is not None]
+    ncpu = os.cpu_count() or 2
+    caps = []
+    for c in scens:
+        cap, rate, both = ceiling(rows, c, ncpu)
+        if cap and rate:
+            caps.append("%s: %s µs, at most %s/s, -t 1 made %s/s (%.0f %%)"
+                        % (c, fmt(both, "%.1f"), fmt(cap), fmt(rate), 100 * rate / cap))
+    out.append(
+        "64-byte ping-pong with 100 and 1000 connections, and 10 connections streaming "
+        "16 KiB writes with 256 KiB in flight (a \"round trip\" there is 16 KiB echoed), "
+        "run as -t 1, -t 2, raw libevent in turn, round by round; medians over the "
+        "rounds, ratios to -t 1 taken within each round.  `-t 2` runs two threads, each "
+        "with a map (event loop) and a listener of its own on the same port "
+        "(SO_REUSEPORT: the kernel spreads the connections by their address hash); the "
+        "main thread only waits for the stop signal.  Here the servers may run on both "
+        "CPUs (elsewhere they are pinned to CPU 0); loadgen, one thread on raw epoll, "
+        "stays pinned to CPU 1 so that the client side is the same fixed cost for every "
+        "server.  Server CPU is its run time summed over all its threads "
+        "(/proc/PID/task/*/schedstat); \"CPUs busy\" is run time divided by the window "
+        "(1.00 = one CPU all the time).  The second table shows that both maps of -t 2 "
+        "get connections (descriptors registered in each epoll instance at the end of "
+        "the window, less the listener and wake-up descriptor registered before the "
+        "first connect) and both threads work.%s%s"
+        % (" Load average (1 min) during the part: %.1f to %.1f." % (min(loads), max(loads))
+           if loads else "",
+           "  The ceiling: every round trip costs the server's CPU plus loadgen's, so "
+           "%d CPUs carry at most %d / (server + loadgen µs per round trip) whatever the "
+           "server's threading (with -t 1's figures; %s)." % (ncpu, ncpu, "; ".join(caps))
+           if caps else ""))
+    return "\n".join(out)
 
 
 # ---- callgrind --------------------------------------------------------------------
@@ -600,6 +744,7 @@ def main():
     sections.append(memory_section(load(a.results, "memory", a.stamp), T))
     sc, curve = scaling_section(load(a.results, "scaling", a.stamp), T)
     sections.append(sc)
+    sections.append(threads_section(load(a.results, "threads", a.stamp)))
     sections.append(callgrind_section(load(a.results, "callgrind", a.stamp), T))
     sections.append(strace_section(load(a.results, "strace", a.stamp), T))
     fr, frplot = framing_section(load(a.results, "framing", a.stamp), T)

@@ -16,7 +16,8 @@
 # deterministic: each is the difference of two runs that differ only in
 # the number of round trips.
 #
-# Parts (--parts): echo, memory, scaling, callgrind, strace, framing, http.
+# Parts (--parts): echo, memory, scaling, threads, callgrind, strace,
+# framing, http.
 # A part whose tool is missing is skipped with a message naming the Debian
 # package that provides it; --install installs it with apt-get (as root).
 # The packages: valgrind (callgrind), strace, wrk and nginx-light (http),
@@ -26,6 +27,10 @@
 # Output: a Markdown report on stdout (and in --report FILE); the raw lines
 # of every measurement, the report and the plot in bench/results/ (or
 # --results DIR).
+#
+# Pinning: servers run on CPU 0 and load generators and clients on CPU 1,
+# except in the threads part, where the servers may use every CPU (that is
+# what echo_server -t 2 is for) and loadgen stays on CPU 1.
 set -euo pipefail
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,7 +46,9 @@ pin=yes
 install=no
 servers="ours raw bev asyncore"
 scenarios="c1 c100 c1000 c10_16k stream c15000"
-parts="echo memory scaling callgrind strace framing http"
+parts="echo memory scaling threads callgrind strace framing http"
+threads_servers="ours-t1 ours-t2 raw"
+threads_scenarios="c100 c1000 stream"
 mem_conns="1000 10000"
 mem_hold=2
 idle_levels="0 1000 10000"
@@ -64,8 +71,8 @@ The benchmarks: our demo/echo_server, async_chat and demo/http_* against
 raw libevent, bufferevents, evhttp, nginx, curl and CPython's asyncore, with
 medians over interleaved rounds and the issue's targets.
 
-  --parts LIST          among: echo memory scaling callgrind strace framing
-                        http (default: all)
+  --parts LIST          among: echo memory scaling threads callgrind strace
+                        framing http (default: all)
   --duration SECS       measurement window of each timed run (default $duration)
   --rounds N            rounds of each timed matrix (default $rounds)
   --setup-timeout SECS  connections not served by then count as unserved
@@ -87,6 +94,7 @@ medians over interleaved rounds and the issue's targets.
                         beside it (FILE with .svg for .md)
   --install             install missing tools with apt-get (needs root)
   --no-pin              do not pin servers to CPU 0 and clients to CPU 1
+                        (nor loadgen to CPU 1 in the threads part)
   -h, --help            this text
 
 Echo scenarios (64 B ping-pong unless said otherwise):
@@ -97,6 +105,9 @@ Other parts:
   memory     the server's VmRSS growth per idle connection ($mem_conns)
   scaling    round trips/s of $active active connections beside $idle_levels
              idle ones (asyncore: $asyncore_idle_levels); ours also with -R
+  threads    ours with -t 1 and -t 2 (one map per thread, SO_REUSEPORT)
+             against raw libevent, scenarios $threads_scenarios; the servers
+             may use every CPU here, loadgen stays on CPU 1
   callgrind  user-space instructions per round trip (valgrind), c = $count_conns,
              asyncore's too (CPython's interpreter included)
   strace     system calls per round trip (strace -c -f), c = $count_conns
@@ -171,6 +182,8 @@ server_cmd() {
     case $1 in
     ours) printf '%s\n' "$builddir/demo/echo_server" ;;
     ours-R) printf '%s\n' "$builddir/demo/echo_server" -R ;;
+    ours-t1) printf '%s\n' "$builddir/demo/echo_server" -t 1 ;;
+    ours-t2) printf '%s\n' "$builddir/demo/echo_server" -t 2 ;;
     raw) printf '%s\n' "$builddir/bench/raw_echo" ;;
     bev) printf '%s\n' "$builddir/bench/bev_echo" ;;
     asyncore) printf '%s\n' "$python" -W ignore "$srcdir/bench/asyncore_echo.py" ;;
@@ -182,7 +195,7 @@ server_cmd() {
 
 server_available() {
     case $1 in
-    ours|ours-R) [ -x "$builddir/demo/echo_server" ] ;;
+    ours|ours-R|ours-t1|ours-t2) [ -x "$builddir/demo/echo_server" ] ;;
     raw|bev) [ -x "$builddir/bench/$1_echo" ] ;;
     asyncore|asyncore-poll) "$python" -W ignore -c 'import asyncore' 2>/dev/null ;;
     *) return 1 ;;
@@ -213,10 +226,11 @@ on_cpu() {   # on_cpu N CMD...: pinned to CPU N when pinning is on
     if [ "$pin" = yes ]; then exec taskset -c "$cpu" "$@"; else exec "$@"; fi
 }
 
-# A command put before the server's (valgrind), and how long to wait for
-# its "listening on" line.
+# A command put before the server's (valgrind), how long to wait for its
+# "listening on" line, and the CPUs it may run on.
 server_prefix=()
 start_wait=10
+server_cpus=0
 
 # start_server NAME LOG: sets server_pid and server_port.
 start_server() {
@@ -225,12 +239,12 @@ start_server() {
     launch_server "$log" "${server_prefix[@]}" "${cmd[@]}"
 }
 
-# launch_server LOG CMD...: starts CMD pinned to CPU 0, waits for its
+# launch_server LOG CMD...: starts CMD pinned to $server_cpus, waits for its
 # "listening on HOST:PORT" line; sets server_pid and server_port.
 launch_server() {
     local log=$1 i; shift
     : >"$log"   # exists before the server (started in background) opens it
-    (on_cpu 0 "$@") >"$log" 2>&1 &
+    (on_cpu "$server_cpus" "$@") >"$log" 2>&1 &
     server_pid=$!
     server_port=
     for ((i = 0; i < start_wait * 20; i++)); do
@@ -387,7 +401,8 @@ per 16 KiB echoed.  Slowest connect: from connect() to the first echo.
 EOF
 }
 
-# echo_status: the script's exit status from $raw.
+# echo_status FILE: the script's exit status from the echo or threads
+# part's raw FILE.
 echo_status() {
     awk '{
         split("", f)
@@ -397,7 +412,7 @@ echo_status() {
         if (f["rc"] + 0 == 2 || f["mismatches"] + 0 > 0) bad = 2
         else if (f["server"] != "asyncore" && bad < 2 &&
                  (f["rc"] + 0 != 0 || f["server_rc"] + 0 != 0)) bad = 1
-    } END { exit bad + 0 }' "$raw"
+    } END { exit bad + 0 }' "$1"
 }
 
 # ---- memory: RSS growth per idle connection ----------------------------------
@@ -458,6 +473,43 @@ run_scaling() {
                 echo "part=scaling server=$server idle=$idle round=$round rc=$loadgen_rc server_rc=$server_rc $line" >>"$raw_sc"
                 printf '  round %s %-14s %6s idle: %s\n' "$round" "$server" "$idle" \
                     "$(echo "$line" | grep -o 'rtt_per_s=[^ ]*\|setup_s=[^ ]*' | tr '\n' ' ')" >&2
+                keep_log
+            done
+        done
+    done
+}
+
+# ---- threads: one map per thread ------------------------------------------------
+
+# echo_server -t 1 and -t 2 and raw libevent (single-threaded), interleaved
+# round by round like the echo matrix.  The servers may run on every CPU;
+# loadgen stays pinned to CPU 1, so that the client is the same fixed cost
+# for all and cannot be pushed around by the server's threads.  loadgen
+# reports the server's run time summed over its threads, each thread's
+# share, and the connections in each of its epoll instances (one per map).
+run_threads() {
+    local th_servers round scen server all_cpus
+    th_servers=$(only_available "$threads_servers")
+    [ -n "$th_servers" ] || { note "part 'threads' skipped: no server"; return 0; }
+    raw_th=$results/threads-$stamp.txt
+    : >"$raw_th"
+    all_cpus=0-$(($(nproc) - 1))
+    echo "threads: servers [$th_servers] on CPUs $all_cpus, scenarios" \
+         "[$threads_scenarios], $rounds round(s) of ${duration}s runs" >&2
+    for ((round = 1; round <= rounds; round++)); do
+        for scen in $threads_scenarios; do
+            for server in $th_servers; do
+                log=$results/$stamp-th-$server-$scen-$round.log
+                server_cpus=$all_cpus
+                start_server "$server" "$log"
+                server_cpus=0
+                # shellcheck disable=SC2046
+                loadgen $(scenario_args "$scen") -d "$duration" -W "$warmup" \
+                            -T "$setup_timeout" -P "$server_pid"
+                stop_server
+                echo "part=threads server=$server scenario=$scen round=$round rc=$loadgen_rc server_rc=$server_rc load1=$(cut -d' ' -f1 /proc/loadavg) $line" >>"$raw_th"
+                printf '  round %s %-7s %-8s rc=%s %s\n' "$round" "$scen" "$server" "$loadgen_rc" \
+                    "$(echo "$line" | grep -o 'rtt_per_s=[^ ]*\|run_us_per_rtt=[^ ]*\|thread_run_s=[^ ]*\|epoll_watch_end=[^ ]*' | tr '\n' ' ')" >&2
                 keep_log
             done
         done
@@ -771,7 +823,8 @@ machine() {
     echo "- $rounds round(s), ${duration} s windows after ${warmup} s of warm-up," \
          "connections set up $batch at a time, setup timeout ${setup_timeout} s" \
          "(${long_setup_timeout} s for the memory and scaling parts), pinning: $pin" \
-         "(servers on CPU 0, load generators and clients on CPU 1)"
+         "(servers on CPU 0 -- in the threads part on every CPU --, load generators" \
+         "and clients on CPU 1)"
     echo
 }
 
@@ -789,6 +842,7 @@ main() {
         echo) run_echo ;;
         memory) run_memory ;;
         scaling) run_scaling ;;
+        threads) run_threads ;;
         callgrind) run_callgrind ;;
         strace) run_strace ;;
         framing) run_framing ;;
@@ -817,11 +871,13 @@ main() {
         cp "$md" "$report_file"
         [ -f "$plot" ] && cp "$plot" "${report_file%.md}.svg"
     fi
-    if has_part echo; then
-        local echo_rc=0
-        echo_status || echo_rc=$?
-        [ "$echo_rc" -le "$status" ] || status=$echo_rc
-    fi
+    local part_rc f
+    for f in "$results/echo-$stamp.txt" "$results/threads-$stamp.txt"; do
+        [ -s "$f" ] || continue
+        part_rc=0
+        echo_status "$f" || part_rc=$?
+        [ "$part_rc" -le "$status" ] || status=$part_rc
+    done
     note "raw results: $results/*-$stamp.txt, report: $md"
     exit "$status"
 }
