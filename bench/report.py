@@ -401,6 +401,15 @@ def threads_section(rows):
         out.append("")
     loads = [num(r, "load1") for r in rows if num(r, "load1") is not None]
     ncpu = os.cpu_count() or 2
+    idle = med([num(r, "machine_idle") for r in rows])
+    ours = med([busy(r, "server_run_s") + busy(r, "client_cpu_s") for r in rows
+                if busy(r, "server_run_s") is not None and busy(r, "client_cpu_s") is not None])
+    share = ""
+    if idle is not None and ours is not None:
+        share = ("  While loadgen ran, the %d CPUs were idle %.0f %% of the time (median "
+                 "over the runs) and the server and loadgen together used %.2f CPUs: "
+                 "the other %.2f went to other processes on the machine."
+                 % (ncpu, 100 * idle, ours, max(0.0, ncpu * (1 - idle) - ours)))
     caps = []
     for c in scens:
         cap, rate, both = ceiling(rows, c, ncpu)
@@ -422,9 +431,9 @@ def threads_section(rows):
         "(1.00 = one CPU all the time).  The second table shows that both maps of -t 2 "
         "get connections (descriptors registered in each epoll instance at the end of "
         "the window, less the listener and wake-up descriptor registered before the "
-        "first connect) and both threads work.%s%s"
+        "first connect) and both threads work.%s%s%s"
         % (" Load average (1 min) during the part: %.1f to %.1f." % (min(loads), max(loads))
-           if loads else "",
+           if loads else "", share,
            "  The ceiling: every round trip costs the server's CPU plus loadgen's, so "
            "%d CPUs carry at most %d / (server + loadgen µs per round trip) whatever the "
            "server's threading (with -t 1's figures; %s)." % (ncpu, ncpu, "; ".join(caps))

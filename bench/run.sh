@@ -487,8 +487,14 @@ run_scaling() {
 # for all and cannot be pushed around by the server's threads.  loadgen
 # reports the server's run time summed over its threads, each thread's
 # share, and the connections in each of its epoll instances (one per map).
+# cpu_jiffies: "BUSY IDLE", the machine's CPU time so far (/proc/stat,
+# every CPU; steal counts as busy: the CPU was not ours to use).
+cpu_jiffies() {
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6; exit }' /proc/stat
+}
+
 run_threads() {
-    local th_servers round scen server all_cpus
+    local th_servers round scen server all_cpus j0 j1
     th_servers=$(only_available "$threads_servers")
     [ -n "$th_servers" ] || { note "part 'threads' skipped: no server"; return 0; }
     raw_th=$results/threads-$stamp.txt
@@ -503,11 +509,15 @@ run_threads() {
                 server_cpus=$all_cpus
                 start_server "$server" "$log"
                 server_cpus=0
+                # The machine's idle share while loadgen ran (its setup and
+                # warm-up included): how much CPU others left unused.
+                j0=$(cpu_jiffies)
                 # shellcheck disable=SC2046
                 loadgen $(scenario_args "$scen") -d "$duration" -W "$warmup" \
                             -T "$setup_timeout" -P "$server_pid"
+                j1=$(cpu_jiffies)
                 stop_server
-                echo "part=threads server=$server scenario=$scen round=$round rc=$loadgen_rc server_rc=$server_rc load1=$(cut -d' ' -f1 /proc/loadavg) $line" >>"$raw_th"
+                echo "part=threads server=$server scenario=$scen round=$round rc=$loadgen_rc server_rc=$server_rc load1=$(cut -d' ' -f1 /proc/loadavg) $(awk -v a="$j0" -v b="$j1" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[1] - x[1] + y[2] - x[2]; printf "machine_idle=%.3f", t > 0 ? (y[2] - x[2]) / t : 0 }') $line" >>"$raw_th"
                 printf '  round %s %-7s %-8s rc=%s %s\n' "$round" "$scen" "$server" "$loadgen_rc" \
                     "$(echo "$line" | grep -o 'rtt_per_s=[^ ]*\|run_us_per_rtt=[^ ]*\|thread_run_s=[^ ]*\|epoll_watch_end=[^ ]*' | tr '\n' ' ')" >&2
                 keep_log
