@@ -326,22 +326,18 @@ def client_us_per_rt(row):
     return v * 1e6 / n if v is not None and n else None
 
 
-def ceiling(rows, scen, ncpu):
-    """The round trips/s that all CPUs could carry at -t 1's server and
-    loadgen CPU per round trip, with its median rate: per round, then the
-    median."""
-    caps, rates = [], []
-    for r in rows:
-        if r.get("scenario") != scen or r.get("server") != "ours-t1":
-            continue
-        srv, cl = num(r, "run_us_per_rtt"), client_us_per_rt(r)
-        if srv and cl:
-            caps.append(ncpu * 1e6 / (srv + cl))
-            rates.append(num(r, "rtt_per_s"))
-    return med(caps), med(rates), med([num(r, "run_us_per_rtt") + client_us_per_rt(r)
-                                       for r in rows if r.get("scenario") == scen
-                                       and r.get("server") == "ours-t1"
-                                       and num(r, "run_us_per_rtt") and client_us_per_rt(r)])
+def ceilings(rows, scen, ncpu):
+    """With -t 1's figures (medians over the rounds): server + loadgen CPU
+    per round trip, the round trips/s that ncpu CPUs could carry at that
+    cost, those that loadgen could drive on one CPU of its own, and the
+    rate -t 1 made."""
+    sel = [r for r in rows if r.get("scenario") == scen and r.get("server") == "ours-t1"
+           and num(r, "run_us_per_rtt") and client_us_per_rt(r)]
+    if not sel:
+        return None
+    both = med([num(r, "run_us_per_rtt") + client_us_per_rt(r) for r in sel])
+    client = med([client_us_per_rt(r) for r in sel])
+    return both, ncpu * 1e6 / both, 1e6 / client, med([num(r, "rtt_per_s") for r in sel])
 
 
 def threads_section(rows):
@@ -400,44 +396,54 @@ def threads_section(rows):
                           "main thread"], trs))
         out.append("")
     loads = [num(r, "load1") for r in rows if num(r, "load1") is not None]
+    pinned = rows[0].get("pin", "yes") == "yes"
     ncpu = os.cpu_count() or 2
     idle = med([num(r, "machine_idle") for r in rows])
     ours = med([busy(r, "server_run_s") + busy(r, "client_cpu_s") for r in rows
                 if busy(r, "server_run_s") is not None and busy(r, "client_cpu_s") is not None])
-    share = ""
-    if idle is not None and ours is not None:
-        share = ("  While loadgen ran, the %d CPUs were idle %.0f %% of the time (median "
-                 "over the runs) and the server and loadgen together used %.2f CPUs: "
-                 "the other %.2f went to other processes on the machine."
-                 % (ncpu, 100 * idle, ours, max(0.0, ncpu * (1 - idle) - ours)))
-    caps = []
-    for c in scens:
-        cap, rate, both = ceiling(rows, c, ncpu)
-        if cap and rate:
-            caps.append("%s: %s µs, at most %s/s, -t 1 made %s/s (%.0f %%)"
-                        % (c, fmt(both, "%.1f"), fmt(cap), fmt(rate), 100 * rate / cap))
-    out.append(
+    text = [
         "64-byte ping-pong with 100 and 1000 connections, and 10 connections streaming "
         "16 KiB writes with 256 KiB in flight (a \"round trip\" there is 16 KiB echoed), "
         "run as -t 1, -t 2, raw libevent in turn, round by round; medians over the "
         "rounds, ratios to -t 1 taken within each round.  `-t 2` runs two threads, each "
         "with a map (event loop) and a listener of its own on the same port "
         "(SO_REUSEPORT: the kernel spreads the connections by their address hash); the "
-        "main thread only waits for the stop signal.  Here the servers may run on both "
-        "CPUs (elsewhere they are pinned to CPU 0); loadgen, one thread on raw epoll, "
-        "stays pinned to CPU 1 so that the client side is the same fixed cost for every "
-        "server.  Server CPU is its run time summed over all its threads "
+        "main thread only waits for the stop signal.",
+        "Here the servers may run on every CPU (elsewhere they are pinned to CPU 0); "
+        "loadgen, one thread on raw epoll, stays pinned to CPU 1 so that the client side "
+        "is the same fixed cost for every server." if pinned else
+        "Nothing is pinned (--no-pin): the scheduler places the servers' threads and "
+        "loadgen.",
+        "Server CPU is its run time summed over all its threads "
         "(/proc/PID/task/*/schedstat); \"CPUs busy\" is run time divided by the window "
         "(1.00 = one CPU all the time).  The second table shows that both maps of -t 2 "
         "get connections (descriptors registered in each epoll instance at the end of "
         "the window, less the listener and wake-up descriptor registered before the "
-        "first connect) and both threads work.%s%s%s"
-        % (" Load average (1 min) during the part: %.1f to %.1f." % (min(loads), max(loads))
-           if loads else "", share,
-           "  The ceiling: every round trip costs the server's CPU plus loadgen's, so "
-           "%d CPUs carry at most %d / (server + loadgen µs per round trip) whatever the "
-           "server's threading (with -t 1's figures; %s)." % (ncpu, ncpu, "; ".join(caps))
-           if caps else ""))
+        "first connect) and both threads work."]
+    if loads:
+        text.append("Load average (1 min) during the part: %.1f to %.1f." % (min(loads), max(loads)))
+    if idle is not None and ours is not None:
+        text.append("While loadgen ran, the %d CPUs were idle %.0f %% of the time (median "
+                    "over the runs) and the server and loadgen together used %.2f CPUs; "
+                    "other processes had %.2f." % (ncpu, 100 * idle, ours,
+                                                  max(0.0, ncpu * (1 - idle) - ours)))
+    caps = []
+    for c in scens:
+        v = ceilings(rows, c, ncpu)
+        if v:
+            both, cap, client_cap, rate = v
+            caps.append("%s: %s µs, at most %s/s%s; -t 1 made %s/s"
+                        % (c, fmt(both, "%.1f"), fmt(cap),
+                           ", loadgen at most %s/s" % fmt(client_cap) if pinned else "",
+                           fmt(rate)))
+    if caps:
+        text.append("The ceiling: every round trip costs the server's CPU and loadgen's, "
+                    "so %d CPUs carry at most %d / (server + loadgen µs per round trip) "
+                    "whatever the server's threading%s (with -t 1's figures; %s)."
+                    % (ncpu, ncpu,
+                       ", and loadgen on its one CPU at most 1 / (its µs per round trip)"
+                       if pinned else "", "; ".join(caps)))
+    out.append("  ".join(text))
     return "\n".join(out)
 
 

@@ -493,6 +493,16 @@ cpu_jiffies() {
     awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6; exit }' /proc/stat
 }
 
+# idle_share "BUSY IDLE" "BUSY IDLE": "machine_idle=F", the idle fraction
+# of the machine's CPU time between the two cpu_jiffies samples.
+idle_share() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        split(a, x, " "); split(b, y, " ")
+        t = y[1] - x[1] + y[2] - x[2]
+        printf "machine_idle=%.3f\n", (t > 0 ? (y[2] - x[2]) / t : 0)
+    }'
+}
+
 run_threads() {
     local th_servers round scen server all_cpus j0 j1
     th_servers=$(only_available "$threads_servers")
@@ -517,7 +527,7 @@ run_threads() {
                             -T "$setup_timeout" -P "$server_pid"
                 j1=$(cpu_jiffies)
                 stop_server
-                echo "part=threads server=$server scenario=$scen round=$round rc=$loadgen_rc server_rc=$server_rc load1=$(cut -d' ' -f1 /proc/loadavg) $(awk -v a="$j0" -v b="$j1" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[1] - x[1] + y[2] - x[2]; printf "machine_idle=%.3f", t > 0 ? (y[2] - x[2]) / t : 0 }') $line" >>"$raw_th"
+                echo "part=threads server=$server scenario=$scen round=$round rc=$loadgen_rc server_rc=$server_rc pin=$pin load1=$(cut -d' ' -f1 /proc/loadavg) $(idle_share "$j0" "$j1") $line" >>"$raw_th"
                 printf '  round %s %-7s %-8s rc=%s %s\n' "$round" "$scen" "$server" "$loadgen_rc" \
                     "$(echo "$line" | grep -o 'rtt_per_s=[^ ]*\|run_us_per_rtt=[^ ]*\|thread_run_s=[^ ]*\|epoll_watch_end=[^ ]*' | tr '\n' ' ')" >&2
                 keep_log
