@@ -316,6 +316,16 @@ def per_map_conns(row):
     return [y - x for x, y in zip(a, b)]
 
 
+def ratio_cell(ratios):
+    """The median of in-round ratios, with their range when there are
+    several rounds: on a shared machine the spread is part of the result."""
+    if not ratios:
+        return "-"
+    if len(ratios) == 1 or min(ratios) == max(ratios):
+        return "%.2f" % ratios[0]
+    return "%.2f (%.2f–%.2f)" % (med(ratios), min(ratios), max(ratios))
+
+
 def busy(row, key):
     v, secs = num(row, key), num(row, "secs")
     return v / secs if v is not None and secs else None
@@ -367,9 +377,9 @@ def threads_section(rows):
                       for r in sel)
             trs.append([c, NAMES.get(s, s), fmt(med([num(r, "rtt_per_s") for r in sel])),
                         fmt(med([num(r, "mb_per_s") for r in sel]), "%.1f"),
-                        fmt(med(rt), "%.2f"),
+                        ratio_cell(rt),
                         fmt(med([num(r, "run_us_per_rtt") for r in sel]), "%.2f"),
-                        fmt(med(cpu), "%.2f"),
+                        ratio_cell(cpu),
                         fmt(med([busy(r, "server_run_s") for r in sel]), "%.2f"),
                         fmt(med([busy(r, "client_cpu_s") for r in sel]), "%.2f"),
                         fmt(med([client_us_per_rt(r) for r in sel]), "%.2f"),
@@ -405,7 +415,8 @@ def threads_section(rows):
         "64-byte ping-pong with 100 and 1000 connections, and 10 connections streaming "
         "16 KiB writes with 256 KiB in flight (a \"round trip\" there is 16 KiB echoed), "
         "run as -t 1, -t 2, raw libevent in turn, round by round; medians over the "
-        "rounds, ratios to -t 1 taken within each round.  `-t 2` runs two threads, each "
+        "rounds, ratios to -t 1 taken within each round (in brackets the lowest and "
+        "highest of the rounds).  `-t 2` runs two threads, each "
         "with a map (event loop) and a listener of its own on the same port "
         "(SO_REUSEPORT: the kernel spreads the connections by their address hash); the "
         "main thread only waits for the stop signal.",
