@@ -481,12 +481,6 @@ run_scaling() {
 
 # ---- threads: one map per thread ------------------------------------------------
 
-# echo_server -t 1 and -t 2 and raw libevent (single-threaded), interleaved
-# round by round like the echo matrix.  The servers may run on every CPU;
-# loadgen stays pinned to CPU 1, so that the client is the same fixed cost
-# for all and cannot be pushed around by the server's threads.  loadgen
-# reports the server's run time summed over its threads, each thread's
-# share, and the connections in each of its epoll instances (one per map).
 # cpu_jiffies: "BUSY IDLE", the machine's CPU time so far (/proc/stat,
 # every CPU; steal counts as busy: the CPU was not ours to use).
 cpu_jiffies() {
@@ -503,6 +497,12 @@ idle_share() {
     }'
 }
 
+# echo_server -t 1 and -t 2 and raw libevent (single-threaded), interleaved
+# round by round like the echo matrix.  The servers may run on every CPU;
+# loadgen stays pinned to CPU 1, so that the client is the same fixed cost
+# for all and cannot be pushed around by the server's threads.  loadgen
+# reports the server's run time summed over its threads, each thread's
+# share, and the connections in each of its epoll instances (one per map).
 run_threads() {
     local th_servers round scen server all_cpus j0 j1
     th_servers=$(only_available "$threads_servers")
