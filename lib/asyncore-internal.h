@@ -43,6 +43,10 @@ struct asyncore_dispatcher {
     unsigned always_ready : 1; /* regular file: cannot be polled */
     unsigned urgent_watched : 1;
     unsigned has_area : 1;
+    /* The handlers or the defaults set handle_expt.  The tables are const
+     * and fixed at creation (dispatcher.h), so this is decided once, and a
+     * dispatch skips urgent.c entirely for the usual dispatcher without. */
+    unsigned expt_hook : 1;
     /* timeout.c: connect/idle timeouts, NULL until one is set. */
     struct asyncore__timeouts *timeouts;
     /* resolve.c: a connect by host name, from the look-up until an attempt
@@ -99,13 +103,25 @@ void asyncore__map_detach(asyncore_map *map, asyncore_dispatcher *d);
 
 /* dispatcher.c */
 struct event *asyncore__event(asyncore_dispatcher *d);
-void asyncore__hold(asyncore_dispatcher *d);
-void asyncore__release(asyncore_dispatcher *d);
+void asyncore__destroy(asyncore_dispatcher *d);
 int asyncore__check(const asyncore_dispatcher *d);
 int asyncore__adopt_fd(asyncore_dispatcher *d, int fd, int family);
 void asyncore__drop_socket(asyncore_dispatcher *d);
 int asyncore__set_addr(asyncore_dispatcher *d, const struct sockaddr *sa,
                        socklen_t len);
+
+/* References: inline, as every dispatch and every buffered send takes one;
+ * the last release of a closed dispatcher destroys it (dispatcher.c). */
+static inline void asyncore__hold(asyncore_dispatcher *d)
+{
+    d->refs++;
+}
+
+static inline void asyncore__release(asyncore_dispatcher *d)
+{
+    if (--d->refs <= 0)
+        asyncore__destroy(d);
+}
 
 /* events.c: the event mapping and the interest set. */
 void asyncore__event_cb(evutil_socket_t fd, short what, void *arg);

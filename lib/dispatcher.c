@@ -69,6 +69,8 @@ asyncore_dispatcher *asyncore_dispatcher_new_ex(asyncore_map *map,
     d->refs = 1; /* the map's, dropped by asyncore_close() */
     d->ignore_log = (unsigned char)map->ignore_log;
     d->has_area = area_size != 0;
+    d->expt_hook = handlers->handle_expt != NULL ||
+                   (defaults != NULL && defaults->handle_expt != NULL);
     asyncore__map_attach(map, d);
     return d;
 }
@@ -499,17 +501,10 @@ int asyncore_close(asyncore_dispatcher *d)
     return 0;
 }
 
-void asyncore__hold(asyncore_dispatcher *d)
-{
-    d->refs++;
-}
-
 /* The last reference of a closed dispatcher runs the destroy hooks: the
  * user's first, then the class's, which may free what the user's read. */
-void asyncore__release(asyncore_dispatcher *d)
+void asyncore__destroy(asyncore_dispatcher *d)
 {
-    if (--d->refs > 0)
-        return;
     d->refs = 1; /* hooks below may hold/release without re-entering */
     if (d->handlers->destroy)
         d->handlers->destroy(d);

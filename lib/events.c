@@ -12,6 +12,8 @@
 
 #include "asyncore-internal.h"
 
+static void interest_update_held(asyncore_dispatcher *d);
+
 /*
  * A connect finished (write or read readiness while connecting).  The
  * socket's pending error decides: an error goes to handle_error and
@@ -117,8 +119,9 @@ void asyncore__event_cb(evutil_socket_t fd, short what, void *arg)
         read_event(d);
     if ((what & EV_WRITE) && !d->closed)
         write_event(d);
-    if (!d->closed)
-        asyncore__interest_update(d);
+    /* Our hold already covers the predicates: no second one. */
+    if (!d->closed && d->fd >= 0)
+        interest_update_held(d);
     asyncore__release(d);
 }
 
@@ -196,7 +199,10 @@ static void interest_update_held(asyncore_dispatcher *d)
     want = wanted_events(d);
     if (d->closed)
         return;
-    asyncore__urgent_update(d, (want & EV_READ) != 0);
+    /* urgent.c has nothing to do for a dispatcher without handle_expt
+     * that is not watched: the common case costs no call. */
+    if (d->expt_hook || d->urgent_watched)
+        asyncore__urgent_update(d, (want & EV_READ) != 0);
     if (want == d->armed)
         return;
     if (d->always_ready)
@@ -223,7 +229,8 @@ void asyncore__interest_update(asyncore_dispatcher *d)
 
 void asyncore__interest_disarm(asyncore_dispatcher *d)
 {
-    asyncore__urgent_update(d, 0);
+    if (d->urgent_watched)
+        asyncore__urgent_update(d, 0);
     if (d->armed && d->always_ready)
         TAILQ_REMOVE(&d->map->always_ready, d, ready_link);
     /* Also cancels an always-ready activation still queued. */

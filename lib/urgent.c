@@ -26,12 +26,6 @@
 /* At most this many urgent events are served per wake-up, to stay fair. */
 #define URGENT_BATCH 64
 
-static int has_expt_hook(const asyncore_dispatcher *d)
-{
-    return d->handlers->handle_expt != NULL ||
-           (d->defaults != NULL && d->defaults->handle_expt != NULL);
-}
-
 /* asyncore's handle_expt_event: a pending socket error means the
  * connection is gone, anything else is urgent data. */
 static void expt_event(asyncore_dispatcher *d)
@@ -147,7 +141,7 @@ void asyncore__urgent_update(asyncore_dispatcher *d, int want)
     struct epoll_event ev = { .events = EPOLLPRI | EPOLLET };
 
     want = want && !d->closed && d->fd >= 0 && !d->accepting &&
-           d->io_kind == ASYNCORE__IO_SOCKET && has_expt_hook(d);
+           d->io_kind == ASYNCORE__IO_SOCKET && d->expt_hook;
     if (want == (int)d->urgent_watched)
         return;
     if (urgent_forked(map) && want == (int)d->urgent_watched)
