@@ -5,8 +5,10 @@
 #ifndef ASYNCORE_INTERNAL_H
 #define ASYNCORE_INTERNAL_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <unistd.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 
@@ -104,11 +106,25 @@ void asyncore__map_detach(asyncore_map *map, asyncore_dispatcher *d);
 /* dispatcher.c */
 struct event *asyncore__event(asyncore_dispatcher *d);
 void asyncore__destroy(asyncore_dispatcher *d);
-int asyncore__check(const asyncore_dispatcher *d);
 int asyncore__adopt_fd(asyncore_dispatcher *d, int fd, int family);
 void asyncore__drop_socket(asyncore_dispatcher *d);
 int asyncore__set_addr(asyncore_dispatcher *d, const struct sockaddr *sa,
                        socklen_t len);
+
+/* Common argument check of methods: 0, or -1 with EINVAL/EBADF.  Inline:
+ * asyncore_send() and asyncore_recv() run it on every round trip. */
+static inline int asyncore__check(const asyncore_dispatcher *d)
+{
+    if (d == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (d->closed) {
+        errno = EBADF;
+        return -1;
+    }
+    return 0;
+}
 
 /* References: inline, as every dispatch and every buffered send takes one;
  * the last release of a closed dispatcher destroys it (dispatcher.c). */
@@ -148,14 +164,11 @@ int asyncore__thread_base_idle(asyncore_map *map);
 void asyncore__thread_shutdown(asyncore_map *map);
 void asyncore__thread_free(asyncore_map *map);
 
-/* io.c: raw transfers by io kind, errors as -1/errno. */
-ssize_t asyncore__raw_send(asyncore_dispatcher *d, const void *buf, size_t len);
-ssize_t asyncore__raw_recv(asyncore_dispatcher *d, void *buf, size_t len);
+/* io.c: what a failed transfer means. */
 int asyncore__is_disconnect(int err);
 
-/* dispatcher.c: send without the buffered layer. */
-ssize_t asyncore__send_plain(asyncore_dispatcher *d, const void *buf,
-                             size_t len);
+/* dispatcher.c: send without the buffered layer, the failure half. */
+ssize_t asyncore__send_failed(asyncore_dispatcher *d);
 
 /* send.c */
 ssize_t asyncore__send_buffered(asyncore_dispatcher *d, const void *buf,
@@ -191,5 +204,47 @@ short asyncore__tls_interest(asyncore_dispatcher *d, short want);
 short asyncore__tls_event(asyncore_dispatcher *d, short what);
 void asyncore__tls_close(asyncore_dispatcher *d);
 void asyncore__tls_free(asyncore_dispatcher *d);
+
+/*
+ * Raw transfers by io kind, errors as -1/errno.  Sockets use send/recv
+ * (MSG_NOSIGNAL: a library must not let SIGPIPE kill its host, nor change
+ * its signal dispositions); file dispatchers use read/write, as asyncore's
+ * file_wrapper does; TLS dispatchers go through their transport (tls.c),
+ * which carries plaintext.  Inline: one of each per echoed message.
+ */
+static inline ssize_t asyncore__raw_send(asyncore_dispatcher *d,
+                                         const void *buf, size_t len)
+{
+    if (d->io_kind == ASYNCORE__IO_FILE)
+        return write(d->fd, buf, len);
+    if (d->tls != NULL) /* tls.c: plaintext in, records out */
+        return asyncore__tls_send(d, buf, len);
+    return send(d->fd, buf, len, MSG_NOSIGNAL);
+}
+
+static inline ssize_t asyncore__raw_recv(asyncore_dispatcher *d, void *buf,
+                                         size_t len)
+{
+    if (d->io_kind == ASYNCORE__IO_FILE)
+        return read(d->fd, buf, len);
+    if (d->tls != NULL)
+        return asyncore__tls_recv(d, buf, len);
+    return recv(d->fd, buf, len, 0);
+}
+
+/* asyncore's dispatcher.send(): the socket's answer mapped to hooks.  The
+ * success path is inline; a failure may run hooks (asyncore__send_failed). */
+static inline ssize_t asyncore__send_plain(asyncore_dispatcher *d,
+                                           const void *buf, size_t len)
+{
+    ssize_t n;
+
+    if (d->fd < 0) {
+        errno = ENOTSOCK;
+        return -1;
+    }
+    n = asyncore__raw_send(d, buf, len);
+    return n >= 0 ? n : asyncore__send_failed(d);
+}
 
 #endif /* ASYNCORE_INTERNAL_H */

@@ -82,20 +82,6 @@ asyncore_dispatcher *asyncore_dispatcher_new(asyncore_map *map,
     return asyncore_dispatcher_new_ex(map, handlers, NULL, user_data, 0);
 }
 
-/* Common argument check of methods: 0, or -1 with EINVAL/EBADF. */
-int asyncore__check(const asyncore_dispatcher *d)
-{
-    if (d == NULL) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (d->closed) {
-        errno = EBADF;
-        return -1;
-    }
-    return 0;
-}
-
 /* Methods that need a socket: the above, plus ENOTSOCK before one exists. */
 static int check_socket(const asyncore_dispatcher *d)
 {
@@ -396,19 +382,9 @@ int asyncore_accept(asyncore_dispatcher *d, struct sockaddr *addr,
     return fd;
 }
 
-/* asyncore's dispatcher.send(): the socket's answer mapped to hooks. */
-ssize_t asyncore__send_plain(asyncore_dispatcher *d, const void *buf,
-                             size_t len)
+/* The failure half of asyncore__send_plain(): errno from the transfer. */
+ssize_t asyncore__send_failed(asyncore_dispatcher *d)
 {
-    ssize_t n;
-
-    if (d->fd < 0) {
-        errno = ENOTSOCK;
-        return -1;
-    }
-    n = asyncore__raw_send(d, buf, len);
-    if (n >= 0)
-        return n;
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
         return 0;
     d->last_error = errno;
@@ -419,19 +395,6 @@ ssize_t asyncore__send_plain(asyncore_dispatcher *d, const void *buf,
     asyncore_handle_error(d, d->last_error, "send");
     errno = d->last_error;
     return -1;
-}
-
-ssize_t asyncore_send(asyncore_dispatcher *d, const void *buf, size_t len)
-{
-    if (asyncore__check(d) < 0)
-        return -1;
-    if (buf == NULL && len > 0) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (d->buffered)
-        return asyncore__send_buffered(d, buf, len);
-    return asyncore__send_plain(d, buf, len);
 }
 
 ssize_t asyncore_recv(asyncore_dispatcher *d, void *buf, size_t len)

@@ -31,14 +31,20 @@ asyncore_dispatcher *asyncore_dispatcher_with_send_new(asyncore_map *map,
     return d;
 }
 
+/* The queue's length on an open dispatcher; callers checked d. */
+static size_t queued(const asyncore_dispatcher *d)
+{
+    return d->out == NULL ? 0 : evbuffer_get_length(d->out);
+}
+
 size_t asyncore_send_pending(const asyncore_dispatcher *d)
 {
     /* What was queued when the dispatcher closed will never be sent: it is
      * discarded (freed on release), so a caller waiting for the queue to
      * drain on a held, closed dispatcher must not wait forever. */
-    if (d == NULL || d->out == NULL || d->closed)
+    if (d == NULL || d->closed)
         return 0;
-    return evbuffer_get_length(d->out);
+    return queued(d);
 }
 
 ssize_t asyncore_initiate_send(asyncore_dispatcher *d)
@@ -79,7 +85,7 @@ ssize_t asyncore__send_buffered(asyncore_dispatcher *d, const void *buf,
 
     if (len == 0)
         return 0;
-    if (asyncore_send_pending(d) == 0 && d->connected && d->fd >= 0) {
+    if (queued(d) == 0 && d->connected && d->fd >= 0) {
         size_t first = len < ASYNCORE_SEND_CHUNK ? len : ASYNCORE_SEND_CHUNK;
         asyncore__hold(d);
         n = asyncore__send_plain(d, buf, first);
@@ -110,5 +116,19 @@ void asyncore_with_send_handle_write(asyncore_dispatcher *d)
 
 int asyncore_with_send_writable(asyncore_dispatcher *d)
 {
-    return d != NULL && (!d->connected || asyncore_send_pending(d) > 0);
+    return d != NULL && (!d->connected || (!d->closed && queued(d) > 0));
+}
+
+/* Checked once here; the buffered path and the plain one trust it. */
+ssize_t asyncore_send(asyncore_dispatcher *d, const void *buf, size_t len)
+{
+    if (asyncore__check(d) < 0)
+        return -1;
+    if (buf == NULL && len > 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (d->buffered)
+        return asyncore__send_buffered(d, buf, len);
+    return asyncore__send_plain(d, buf, len);
 }
