@@ -76,6 +76,8 @@ struct asyncore_map {
     int reevaluate;
     unsigned ignore_log;  /* default for new dispatchers */
     size_t count;         /* open dispatchers with a descriptor */
+    size_t armed;         /* dispatchers whose event is added to libevent */
+    int running_on;       /* loop.c: in one event_base_loop of many turns */
     struct asyncore__dispatcher_list dispatchers;
     struct asyncore__dispatcher_list always_ready;
     struct event *timer;  /* bounds one loop iteration */
@@ -138,6 +140,9 @@ static inline void asyncore__release(asyncore_dispatcher *d)
     if (--d->refs <= 0)
         asyncore__destroy(d);
 }
+
+/* loop.c: an iteration must run its own checks before the next wait. */
+void asyncore__loop_recheck(asyncore_map *map);
 
 /* events.c: the event mapping and the interest set. */
 void asyncore__event_cb(evutil_socket_t fd, short what, void *arg);

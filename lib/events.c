@@ -153,6 +153,25 @@ static short wanted_events(asyncore_dispatcher *d)
  * still queued in this iteration does not reach a dispatcher that no
  * longer wants it, or one that closed.
  */
+/*
+ * Record what is armed.  map->armed counts the dispatchers whose event is
+ * added to libevent: while it is not zero the base cannot be idle, which
+ * lets asyncore_loop() run many iterations in one event_base_loop (loop.c);
+ * when it drops to zero the loop must check for a dead wait again.
+ */
+static void set_armed(asyncore_dispatcher *d, short want)
+{
+    asyncore_map *map = d->map;
+
+    if (!d->always_ready && !d->armed != !want) {
+        if (want)
+            map->armed++;
+        else if (--map->armed == 0)
+            asyncore__loop_recheck(map);
+    }
+    d->armed = want;
+}
+
 static void arm_always_ready(asyncore_dispatcher *d, short want)
 {
     asyncore_map *map = d->map;
@@ -162,6 +181,7 @@ static void arm_always_ready(asyncore_dispatcher *d, short want)
         event_assign(ev, map->base, d->fd, want | EV_PERSIST,
                      asyncore__event_cb, d);
         TAILQ_INSERT_TAIL(&map->always_ready, d, ready_link);
+        asyncore__loop_recheck(map); /* loop.c activates it per iteration */
     } else if (!want && d->armed) {
         TAILQ_REMOVE(&map->always_ready, d, ready_link);
         event_del(ev);
@@ -175,17 +195,17 @@ static void arm(asyncore_dispatcher *d, short want)
 
     if (d->armed)
         event_del(ev);
-    d->armed = 0;
-    if (!want)
-        return;
-    event_assign(ev, d->map->base, d->fd, want | EV_PERSIST,
-                 asyncore__event_cb, d);
-    if (event_add(ev, NULL) < 0) {
-        d->last_error = errno ? errno : EINVAL;
-        asyncore_handle_error(d, d->last_error, "event_add");
-        return;
+    if (want) {
+        event_assign(ev, d->map->base, d->fd, want | EV_PERSIST,
+                     asyncore__event_cb, d);
+        if (event_add(ev, NULL) < 0) {
+            d->last_error = errno ? errno : EINVAL;
+            set_armed(d, 0);
+            asyncore_handle_error(d, d->last_error, "event_add");
+            return;
+        }
     }
-    d->armed = want;
+    set_armed(d, want);
 }
 
 /*
@@ -236,7 +256,7 @@ void asyncore__interest_disarm(asyncore_dispatcher *d)
     /* Also cancels an always-ready activation still queued. */
     if (d->armed)
         event_del(asyncore__event(d));
-    d->armed = 0;
+    set_armed(d, 0);
     /* defaults.c: the accept back-off goes with the interest it suspends. */
     if (d->accept_backoff != NULL) {
         asyncore_timer_cancel(d->accept_backoff);

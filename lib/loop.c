@@ -3,7 +3,11 @@
  *
  * libevent 2.1 has no prepare/check hooks, so whatever must happen before
  * every wait (re-evaluating all predicates in compatibility mode, serving
- * always-ready files) happens here, around each EVLOOP_ONCE.
+ * always-ready files, seeing that nothing is armed) happens here, around
+ * each EVLOOP_ONCE.  When none of that can happen before the next wait,
+ * one event_base_loop() runs the iterations instead (run_on), until
+ * something that needs the checks happens and asks for them
+ * (asyncore__loop_recheck).
  */
 #include "config.h"
 
@@ -90,6 +94,58 @@ static int iterate(asyncore_map *map, double timeout)
     return 0;
 }
 
+/*
+ * Whether the next iterations need no per-iteration work of ours: no limit
+ * on their count or their wait (so no timer and nothing to count), no
+ * re-evaluation, no always-ready file, and a dispatcher armed, so that the
+ * dead-wait check (EDEADLK) could not fail.  One priority only: then an
+ * event_base_loop() that gets a loopexit during a batch of callbacks ends
+ * exactly where an EVLOOP_ONCE would, after the whole batch.
+ */
+static int can_run_on(asyncore_map *map, double timeout, int count)
+{
+    return count < 0 && timeout < 0 && !map->reevaluate && map->armed > 0 &&
+           TAILQ_EMPTY(&map->always_ready) &&
+           event_base_get_npriorities(map->base) == 1;
+}
+
+/* Iterations in one event_base_loop(), until asyncore__loop_recheck(),
+ * asyncore_loop_stop() or the caller's own loopexit/loopbreak ends it. */
+static int run_on(asyncore_map *map)
+{
+    int rc;
+
+    map->running_on = 1;
+    rc = event_base_loop(map->base, 0);
+    map->running_on = 0;
+    if (rc < 0) {
+        errno = EIO;
+        return -1;
+    }
+    if (rc == 1) {
+        errno = EDEADLK; /* nothing pending at all, as in iterate() */
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Something the loop checks between iterations changed (nothing is armed
+ * any more, which is also how the map empties; re-evaluation turned on; an
+ * always-ready file armed): end run_on's event_base_loop after the batch of
+ * callbacks in progress -- where an EVLOOP_ONCE iteration would have ended
+ * -- so that the next iteration runs its checks.  A loopexit, unlike a
+ * loopbreak, lets the rest of the batch run first.
+ */
+void asyncore__loop_recheck(asyncore_map *map)
+{
+    if (!map->running_on)
+        return;
+    map->running_on = 0;
+    if (event_base_loopexit(map->base, NULL) < 0)
+        event_base_loopbreak(map->base); /* out of memory: at least stop */
+}
+
 int asyncore_loop(asyncore_map *map, double timeout, int count)
 {
     int rc = 0;
@@ -109,6 +165,13 @@ int asyncore_loop(asyncore_map *map, double timeout, int count)
     map->stop = 0;
     asyncore__thread_loop_begin(map); /* thread.c: watch for wake-ups */
     while (map->count > 0 && count != 0 && !map->stop) {
+        if (can_run_on(map, timeout, count)) {
+            if (run_on(map) < 0) {
+                rc = -1;
+                break;
+            }
+            continue;
+        }
         if (iterate(map, timeout) < 0) {
             rc = -1;
             break;

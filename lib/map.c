@@ -117,6 +117,8 @@ int asyncore_map_set_reevaluate(asyncore_map *map, int on)
         return -1;
     }
     map->reevaluate = on != 0;
+    if (map->reevaluate) /* loop.c: from the next iteration on */
+        asyncore__loop_recheck(map);
     return 0;
 }
 

@@ -367,6 +367,125 @@ START_TEST(the_callers_own_events_are_dispatched_by_the_loop)
 }
 END_TEST
 
+/* ---- many iterations in one event_base_loop: the per-iteration checks ---- */
+
+/* Writes until c->limit, then wants nothing more. */
+static void write_until_limit(asyncore_dispatcher *d)
+{
+    struct counter *c = asyncore_dispatcher_user_data(d);
+
+    c->writes++;
+}
+
+static int writable_until_limit(asyncore_dispatcher *d)
+{
+    struct counter *c = asyncore_dispatcher_user_data(d);
+
+    return c->writes < c->limit;
+}
+
+static const asyncore_handlers limited_writer = {
+    .handle_write = write_until_limit,
+    .readable = never,
+    .writable = writable_until_limit,
+};
+
+START_TEST(forever_loop_fails_with_edeadlk_once_a_hook_disarms_the_last_dispatcher)
+{
+    struct counter c = { .limit = 3 };
+    int peer;
+
+    pair_dispatcher(th_map, &limited_writer, &c, &peer);
+    errno = 0;
+    ck_assert_int_eq(asyncore_loop(th_map, -1.0, ASYNCORE_FOREVER), -1);
+    ck_assert_int_eq(errno, EDEADLK);
+    ck_assert_int_eq(c.writes, 3);
+    ck_assert_uint_eq(asyncore_map_count(th_map), 1);
+    close(peer);
+}
+END_TEST
+
+static int asked;
+
+static int count_asks(asyncore_dispatcher *d)
+{
+    (void)d;
+    asked++;
+    return 0;
+}
+
+static const asyncore_handlers asked_idle = {
+    .readable = count_asks,
+    .writable = never,
+};
+
+/* Turns re-evaluation on at the 2nd write, closes everything at the 5th. */
+static void reevaluate_from_a_hook(asyncore_dispatcher *d)
+{
+    struct counter *c = asyncore_dispatcher_user_data(d);
+    asyncore_map *map = asyncore_dispatcher_map(d);
+
+    c->writes++;
+    if (c->writes == 2)
+        ck_assert_int_eq(asyncore_map_set_reevaluate(map, 1), 0);
+    if (c->writes == 5)
+        ck_assert_int_eq(asyncore_close_all(map), 0);
+}
+
+static const asyncore_handlers reevaluating_writer = {
+    .handle_write = reevaluate_from_a_hook,
+    .readable = never,
+};
+
+START_TEST(forever_loop_reevaluates_every_iteration_once_a_hook_turns_it_on)
+{
+    struct counter c = { 0 };
+    int peer1, peer2, before;
+
+    pair_dispatcher(th_map, &reevaluating_writer, &c, &peer1);
+    pair_dispatcher(th_map, &asked_idle, NULL, &peer2);
+    before = asked;
+    ck_assert_int_eq(asyncore_loop(th_map, -1.0, ASYNCORE_FOREVER), 0);
+    ck_assert_int_eq(c.writes, 5);
+    /* One iteration per write; from the 3rd on, each asks every one. */
+    ck_assert_int_eq(asked - before, 3);
+    close(peer1);
+    close(peer2);
+}
+END_TEST
+
+static void activate_then_close(asyncore_dispatcher *d)
+{
+    struct event *ev = asyncore_dispatcher_user_data(d);
+
+    event_active(ev, EV_TIMEOUT, 1);
+    ck_assert_int_eq(asyncore_close(d), 0);
+}
+
+static const asyncore_handlers activating_closer = {
+    .handle_write = activate_then_close,
+    .readable = never,
+};
+
+START_TEST(callbacks_of_the_batch_still_run_when_a_hook_empties_the_map)
+{
+    struct event_base *base = asyncore_map_base(th_map);
+    struct event *ev;
+    int calls = 0, peer;
+
+    ev = event_new(base, -1, 0, caller_cb, &calls);
+    ck_assert_ptr_nonnull(ev);
+    pair_dispatcher(th_map, &activating_closer, ev, &peer);
+    ck_assert_int_eq(asyncore_loop(th_map, -1.0, ASYNCORE_FOREVER), 0);
+    /* As in one EVLOOP_ONCE: the event the hook activated ran before the
+     * loop saw the empty map and returned. */
+    ck_assert_int_eq(calls, 1);
+    ck_assert_uint_eq(asyncore_map_count(th_map), 0);
+    event_free(ev);
+    close(peer);
+}
+END_TEST
+
 /* ---- the default map ------------------------------------------------------------ */
 
 START_TEST(the_default_map_serves_null_maps)
@@ -473,6 +592,9 @@ static Suite *loop_suite(void)
     tcase_add_test(tc, reentering_the_same_map_from_a_hook_fails_with_ebusy);
     tcase_add_test(tc, a_loop_on_another_map_from_a_hook_works);
     tcase_add_test(tc, the_callers_own_events_are_dispatched_by_the_loop);
+    tcase_add_test(tc, forever_loop_fails_with_edeadlk_once_a_hook_disarms_the_last_dispatcher);
+    tcase_add_test(tc, forever_loop_reevaluates_every_iteration_once_a_hook_turns_it_on);
+    tcase_add_test(tc, callbacks_of_the_batch_still_run_when_a_hook_empties_the_map);
     tcase_add_test(tc, the_default_map_serves_null_maps);
     tcase_add_test(tc, reevaluate_on_honours_outside_state_at_the_next_iteration);
     tcase_add_test(tc, reevaluate_off_honours_outside_state_after_update_interest);
