@@ -81,6 +81,8 @@ struct asyncore_map {
     struct asyncore__dispatcher_list dispatchers;
     struct asyncore__dispatcher_list always_ready;
     struct event *timer;  /* bounds one loop iteration */
+    struct event *bridge; /* events.c: holds a descriptor while its
+                           * dispatcher's event is re-armed; NULL until used */
     /* timer.c: pending timers (zeroed = empty), freed by map_free. */
     LIST_HEAD(asyncore__timer_list, asyncore_timer) timers;
     asyncore_log_fn log_fn;

@@ -189,10 +189,36 @@ static void arm_always_ready(asyncore_dispatcher *d, short want)
     d->armed = want;
 }
 
+/*
+ * A change of interest (read to read+write and back) deletes the event and
+ * adds it again, which libevent's epoll backend turns into EPOLL_CTL_DEL
+ * plus EPOLL_CTL_ADD.  Adding the map's bridge event with the new interest
+ * first makes it one EPOLL_CTL_MOD: libevent then sees the descriptor stay
+ * watched throughout, and the delete and the add that follow change nothing
+ * it must tell the kernel.  (Its changelist mode would merge the calls too,
+ * but is unsafe with dup()ed descriptors, which file dispatchers may get.)
+ * The bridge is deleted before anything can dispatch it.  NULL if it cannot
+ * be had: then the change simply costs the two calls.
+ */
+static struct event *bridge_add(asyncore_dispatcher *d, short want)
+{
+    asyncore_map *map = d->map;
+
+    if (map->bridge == NULL &&
+        (map->bridge = event_new(map->base, -1, 0, asyncore__event_cb, d)) == NULL)
+        return NULL;
+    event_assign(map->bridge, map->base, d->fd, want | EV_PERSIST,
+                 asyncore__event_cb, d);
+    return event_add(map->bridge, NULL) == 0 ? map->bridge : NULL;
+}
+
 static void arm(asyncore_dispatcher *d, short want)
 {
     struct event *ev = asyncore__event(d);
+    struct event *bridge = NULL;
 
+    if (d->armed && want)
+        bridge = bridge_add(d, want);
     if (d->armed)
         event_del(ev);
     if (want) {
@@ -200,11 +226,15 @@ static void arm(asyncore_dispatcher *d, short want)
                      asyncore__event_cb, d);
         if (event_add(ev, NULL) < 0) {
             d->last_error = errno ? errno : EINVAL;
+            if (bridge != NULL)
+                event_del(bridge);
             set_armed(d, 0);
             asyncore_handle_error(d, d->last_error, "event_add");
             return;
         }
     }
+    if (bridge != NULL)
+        event_del(bridge);
     set_armed(d, want);
 }
 

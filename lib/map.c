@@ -76,6 +76,8 @@ int asyncore_map_free(asyncore_map *map)
     asyncore__thread_free(map);
     asyncore__resolve_map_free(map); /* resolve.c: cancelled look-ups, evdns */
     event_free(map->timer);
+    if (map->bridge != NULL) /* events.c */
+        event_free(map->bridge);
     if (map->own_base)
         event_base_free(map->base);
     if (map == default_map)

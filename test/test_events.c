@@ -31,6 +31,7 @@
 
 static int epoll_watch_fd = -1;
 static int epoll_ctl_calls;
+static int epoll_ctl_ops[3]; /* by EPOLL_CTL_ADD, _DEL, _MOD (1, 2, 3) */
 
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 {
@@ -41,8 +42,11 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
         void *sym = dlsym(RTLD_NEXT, "epoll_ctl");
         memcpy(&real, &sym, sizeof(real));
     }
-    if (fd >= 0 && fd == epoll_watch_fd)
+    if (fd >= 0 && fd == epoll_watch_fd) {
         epoll_ctl_calls++;
+        if (op >= EPOLL_CTL_ADD && op <= EPOLL_CTL_MOD)
+            epoll_ctl_ops[op - 1]++;
+    }
     return real(epfd, op, fd, event);
 }
 
@@ -890,6 +894,68 @@ START_TEST(a_steady_interest_set_is_not_rearmed)
 }
 END_TEST
 
+/* The epoll_ctl calls since the last one: ADD, DEL and MOD counted. */
+static void assert_epoll_ctl(int add, int del, int mod)
+{
+    ck_assert_int_eq(epoll_ctl_ops[EPOLL_CTL_ADD - 1], add);
+    ck_assert_int_eq(epoll_ctl_ops[EPOLL_CTL_DEL - 1], del);
+    ck_assert_int_eq(epoll_ctl_ops[EPOLL_CTL_MOD - 1], mod);
+    ck_assert_int_eq(epoll_ctl_calls, add + del + mod);
+    memset(epoll_ctl_ops, 0, sizeof(epoll_ctl_ops));
+    epoll_ctl_calls = 0;
+}
+
+START_TEST(an_interest_change_is_one_epoll_ctl_mod)
+{
+    static struct probe p;
+    asyncore_dispatcher *d;
+    const char *method = event_base_get_method(asyncore_map_base(th_map));
+    int epoll = strcmp(method, "epoll") == 0;
+    int fds[2], i;
+    FAMILY_OR_SKIP();
+    p = new_probe(1, 0);
+
+    stream_pair(family, fds);
+    d = adopt(&steady_h, &p, fds[0]);
+    ck_assert_int_eq(armed(fds[0]), EV_READ);
+    epoll_watch_fd = fds[0];
+    memset(epoll_ctl_ops, 0, sizeof(epoll_ctl_ops));
+    epoll_ctl_calls = 0;
+    for (i = 0; i < 3; i++) {
+        /* read -> read+write -> read: one MOD each way, under any backend
+         * the same interest in the end. */
+        p.want_write = 1;
+        ck_assert_int_eq(asyncore_update_interest(d), 0);
+        ck_assert_int_eq(armed(fds[0]), EV_READ | EV_WRITE);
+        if (epoll)
+            assert_epoll_ctl(0, 0, 1);
+        ck_assert(th_loop_until(th_map, &p.writes, 3.0));
+        p.want_write = 0;
+        ck_assert_int_eq(asyncore_update_interest(d), 0);
+        ck_assert_int_eq(armed(fds[0]), EV_READ);
+        if (epoll)
+            assert_epoll_ctl(0, 0, 1);
+        p.writes = 0;
+    }
+    /* Interest lost and found again has no MOD to make. */
+    p.want_read = 0;
+    ck_assert_int_eq(asyncore_update_interest(d), 0);
+    ck_assert_int_eq(armed(fds[0]), 0);
+    if (epoll)
+        assert_epoll_ctl(0, 1, 0);
+    p.want_read = 1;
+    ck_assert_int_eq(asyncore_update_interest(d), 0);
+    ck_assert_int_eq(armed(fds[0]), EV_READ);
+    if (epoll)
+        assert_epoll_ctl(1, 0, 0);
+    /* The dispatcher still reads, from the event it owns. */
+    ck_assert_int_eq(send(fds[1], "x", 1, 0), 1);
+    ck_assert(th_loop_until(th_map, &p.reads, 3.0));
+    epoll_watch_fd = -1;
+    close(fds[1]);
+}
+END_TEST
+
 START_TEST(update_interest_rearms_after_an_outside_change)
 {
     static struct probe p;
@@ -1251,6 +1317,7 @@ static Suite *events_suite(void)
     tcase_add_loop_test(ti, interest_follows_the_predicates_after_each_dispatch, 0,
                         TH_NFAMILIES);
     tcase_add_loop_test(ti, a_steady_interest_set_is_not_rearmed, 0, TH_NFAMILIES);
+    tcase_add_loop_test(ti, an_interest_change_is_one_epoll_ctl_mod, 0, TH_NFAMILIES);
     tcase_add_loop_test(ti, update_interest_rearms_after_an_outside_change, 0,
                         TH_NFAMILIES);
     tcase_add_loop_test(ti, reevaluate_mode_sees_an_outside_change_on_the_next_iteration,
