@@ -10,6 +10,8 @@
 
 #include <errno.h>
 
+#include <event2/buffer.h>
+
 #include "asyncore-internal.h"
 
 static void interest_update_held(asyncore_dispatcher *d);
@@ -125,6 +127,22 @@ void asyncore__event_cb(evutil_socket_t fd, short what, void *arg)
     asyncore__release(d);
 }
 
+/*
+ * writable(), asked after every dispatch.  dispatcher_with_send's own
+ * predicate, inherited by most buffered dispatchers, is answered here
+ * without the call: the same answer (the dispatcher is open here), no side
+ * effect either way.
+ */
+static int ask_writable(asyncore_dispatcher *d)
+{
+    int (*writable)(asyncore_dispatcher *) = ASYNCORE__HOOK(d, writable);
+
+    if (writable == asyncore_with_send_writable)
+        return !d->connected ||
+               (d->out != NULL && evbuffer_get_length(d->out) > 0);
+    return writable(d);
+}
+
 static short wanted_events(asyncore_dispatcher *d)
 {
     short want = 0;
@@ -138,7 +156,7 @@ static short wanted_events(asyncore_dispatcher *d)
     if (d->accept_paused)
         want &= ~EV_READ;
     /* Listeners never ask for write interest (asyncore's poll does not). */
-    if (!d->accepting && ASYNCORE__HOOK(d, writable)(d))
+    if (!d->accepting && ask_writable(d))
         want |= EV_WRITE;
     /* tls.c: what OpenSSL needs the socket for, on the user's behalf. */
     if (d->tls != NULL && !d->closed)
