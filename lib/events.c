@@ -165,13 +165,6 @@ static short wanted_events(asyncore_dispatcher *d)
 }
 
 /*
- * Regular files cannot be polled; asyncore_loop() activates them instead.
- * The event is assigned (never added) so that event_active() has a base and
- * a callback; it is deleted when leaving the list so that an activation
- * still queued in this iteration does not reach a dispatcher that no
- * longer wants it, or one that closed.
- */
-/*
  * Record what is armed.  map->armed counts the dispatchers whose event is
  * added to libevent: while it is not zero the base cannot be idle, which
  * lets asyncore_loop() run many iterations in one event_base_loop (loop.c);
@@ -190,6 +183,13 @@ static void set_armed(asyncore_dispatcher *d, short want)
     d->armed = want;
 }
 
+/*
+ * Regular files cannot be polled; asyncore_loop() activates them instead.
+ * The event is assigned (never added) so that event_active() has a base and
+ * a callback; it is deleted when leaving the list so that an activation
+ * still queued in this iteration does not reach a dispatcher that no
+ * longer wants it, or one that closed.
+ */
 static void arm_always_ready(asyncore_dispatcher *d, short want)
 {
     asyncore_map *map = d->map;
