@@ -96,22 +96,25 @@ static int iterate(asyncore_map *map, double timeout)
 
 /*
  * Whether the next iterations need no per-iteration work of ours: no limit
- * on their count or their wait (so no timer and nothing to count), no
- * re-evaluation, no always-ready file, and a dispatcher armed, so that the
- * dead-wait check (EDEADLK) could not fail.  One priority only: then an
- * event_base_loop() that gets a loopexit during a batch of callbacks ends
- * exactly where an EVLOOP_ONCE would, after the whole batch.
+ * on their count (nothing to count), no re-evaluation, no always-ready
+ * file, and a dispatcher armed, so that the dead-wait check (EDEADLK) could
+ * not fail.  The wait's bound does not matter then: an iteration that times
+ * out does nothing but start the next one (asyncore.loop(30.0) with no
+ * count is the usual call), so the iterations may as well wait without one.
+ * One priority only: then an event_base_loop() that gets a loopexit during
+ * a batch of callbacks ends exactly where an EVLOOP_ONCE would, after the
+ * whole batch.
  */
-static int can_run_on(asyncore_map *map, double timeout, int count)
+static int can_run_on(asyncore_map *map, int count)
 {
-    return count < 0 && timeout < 0 && !map->reevaluate && map->armed > 0 &&
+    return count < 0 && !map->reevaluate && map->armed > 0 &&
            TAILQ_EMPTY(&map->always_ready) &&
            event_base_get_npriorities(map->base) == 1;
 }
 
 /* Iterations in one event_base_loop(), until asyncore__loop_recheck(),
  * asyncore_loop_stop() or the caller's own loopexit/loopbreak ends it. */
-static int run_on(asyncore_map *map)
+static int run_on(asyncore_map *map, double timeout)
 {
     int rc;
 
@@ -122,8 +125,10 @@ static int run_on(asyncore_map *map)
         errno = EIO;
         return -1;
     }
-    if (rc == 1) {
-        errno = EDEADLK; /* nothing pending at all, as in iterate() */
+    /* Nothing pending at all: a dead wait, as in iterate() -- unless the
+     * caller gave a timeout, whose iterations would go on timing out. */
+    if (rc == 1 && timeout < 0) {
+        errno = EDEADLK;
         return -1;
     }
     return 0;
@@ -165,8 +170,8 @@ int asyncore_loop(asyncore_map *map, double timeout, int count)
     map->stop = 0;
     asyncore__thread_loop_begin(map); /* thread.c: watch for wake-ups */
     while (map->count > 0 && count != 0 && !map->stop) {
-        if (can_run_on(map, timeout, count)) {
-            if (run_on(map) < 0) {
+        if (can_run_on(map, count)) {
+            if (run_on(map, timeout) < 0) {
                 rc = -1;
                 break;
             }

@@ -486,6 +486,49 @@ START_TEST(callbacks_of_the_batch_still_run_when_a_hook_empties_the_map)
 }
 END_TEST
 
+/* Gives the writer three more writes, then closes it at the sixth. */
+static asyncore_dispatcher *revived;
+
+static void revive_writer(asyncore_timer *t, void *arg)
+{
+    struct counter *c = arg;
+
+    (void)t;
+    c->limit = 6;
+    ck_assert_int_eq(asyncore_update_interest(revived), 0);
+}
+
+static void write_until_limit_then_close_at_six(asyncore_dispatcher *d)
+{
+    struct counter *c = asyncore_dispatcher_user_data(d);
+
+    if (++c->writes == 6)
+        ck_assert_int_eq(asyncore_close(d), 0);
+}
+
+static const asyncore_handlers revivable_writer = {
+    .handle_write = write_until_limit_then_close_at_six,
+    .readable = never,
+    .writable = writable_until_limit,
+};
+
+/* With a timeout the loop runs on through iterations that time out when a
+ * hook drops the last interest (no EDEADLK), picks up the interest a timer
+ * gives back, and returns once the map is empty. */
+START_TEST(forever_loop_with_a_timeout_waits_out_a_pause_in_interest)
+{
+    struct counter c = { .limit = 3 };
+    int peer;
+
+    revived = pair_dispatcher(th_map, &revivable_writer, &c, &peer);
+    ck_assert_ptr_nonnull(asyncore_call_later(th_map, 0.2, revive_writer, &c));
+    ck_assert_int_eq(asyncore_loop(th_map, 0.05, ASYNCORE_FOREVER), 0);
+    ck_assert_int_eq(c.writes, 6);
+    ck_assert_uint_eq(asyncore_map_count(th_map), 0);
+    close(peer);
+}
+END_TEST
+
 /* ---- the default map ------------------------------------------------------------ */
 
 START_TEST(the_default_map_serves_null_maps)
@@ -595,6 +638,7 @@ static Suite *loop_suite(void)
     tcase_add_test(tc, forever_loop_fails_with_edeadlk_once_a_hook_disarms_the_last_dispatcher);
     tcase_add_test(tc, forever_loop_reevaluates_every_iteration_once_a_hook_turns_it_on);
     tcase_add_test(tc, callbacks_of_the_batch_still_run_when_a_hook_empties_the_map);
+    tcase_add_test(tc, forever_loop_with_a_timeout_waits_out_a_pause_in_interest);
     tcase_add_test(tc, the_default_map_serves_null_maps);
     tcase_add_test(tc, reevaluate_on_honours_outside_state_at_the_next_iteration);
     tcase_add_test(tc, reevaluate_off_honours_outside_state_after_update_interest);
