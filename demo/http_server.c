@@ -10,20 +10,28 @@
  *   request line, header lines   terminator "\r\n"
  *   a request body (ignored)     terminator COUNT Content-Length
  *
- * Responses are pushed onto the channel's output queue: the header as
- * bytes, the file as a producer that reads it 64 KiB at a time when the
- * socket can take more, so a 1 GiB file never sits in memory.  Because the
- * queue is a FIFO, pipelined requests are answered in order for free.
+ * Responses are pushed onto the channel's output queue.  A small file is
+ * read at once and pushed with its header as one piece, which the push
+ * sends in one send(): nothing stays queued, so the connection never asks
+ * for write events.  A larger file goes as a producer that reads it 64 KiB
+ * at a time when the socket can take more, so a 1 GiB file never sits in
+ * memory.  Because the queue is a FIFO, pipelined requests are answered in
+ * order for free.
  *
  * GET and HEAD; keep-alive for HTTP/1.1 (and HTTP/1.0 that asks for it);
  * 400 for malformed requests, 403, 404, 405 with Allow, 414 and 431 for
  * oversized request lines and headers, 505 for HTTP/2 and later.  No path
- * leaves ROOT: ".." segments are refused after percent-decoding, and the
- * real path of every file (symlinks resolved) must lie under ROOT's.
+ * leaves ROOT: ".." segments are refused after percent-decoding, and a
+ * file is opened relative to ROOT with symlinks resolved beneath it
+ * (openat2 RESOLVE_BENEATH); a path the kernel will not resolve that way
+ * is checked as before, by its real path.
  *
  * Exit status: 0 after SIGINT or SIGTERM, 1 on a runtime failure, 2 on bad
  * usage.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* O_PATH, syscall() */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -38,6 +46,15 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#if defined(SYS_openat2) && defined(__has_include)
+#if __has_include(<linux/openat2.h>)
+#include <linux/openat2.h>
+#define USE_OPENAT2 1
+#endif
+#endif
+#endif
 
 #include <event2/event.h>
 
@@ -64,7 +81,20 @@ static struct {
 
 static char root[PATH_MAX]; /* realpath of ROOT */
 static size_t root_len;
+static int root_fd = -1;    /* ROOT itself, what files are opened beneath */
 static int got_signal;
+#ifdef USE_OPENAT2
+static int have_openat2 = 1; /* cleared when the kernel says ENOSYS */
+#endif
+
+/* A file we serve is opened without waiting (a FIFO would block) and
+ * without becoming our terminal; fstat() then refuses what is not a
+ * regular file. */
+#define OPEN_FLAGS (O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+
+/* Files up to this size, with their header, go out in one piece: the
+ * chat's out-buffer size, the most one of its sends passes. */
+#define ONE_PIECE_MAX ASYNCORE_CHAT_BUFFER_SIZE
 
 /* ---- files under ROOT ------------------------------------------------------- */
 
@@ -77,28 +107,87 @@ static int under_root(const char *p)
            (p[root_len] == '\0' || p[root_len] == '/');
 }
 
-/* realpath() of @p, checked to stay under ROOT; an HTTP status. */
-static int real_file(const char *p, char *real, struct stat *sb)
+/* The status for a failed open(): only a missing file is a 404. */
+static int open_status(int err)
 {
-    if (realpath(p, real) == NULL)
+    return err == ENOENT || err == ENOTDIR ? 404 : 403;
+}
+
+/*
+ * The portable check: the realpath() of ROOT/@rel must lie under ROOT's,
+ * and that real path is opened without following a symlink, so that one
+ * put there meanwhile is not followed either.  Returns 200 with @fd set,
+ * or an error status.
+ */
+static int open_checked(const char *rel, int *fd)
+{
+    char full[PATH_MAX + HTTP_TARGET_MAX], real[PATH_MAX];
+
+    if ((size_t)snprintf(full, sizeof(full), "%s/%s", root, rel) >= PATH_MAX)
+        return 404;
+    if (realpath(full, real) == NULL)
         return errno == EACCES ? 403 : 404;
     /* A symlink may point anywhere: what counts is where it lands. */
     if (!under_root(real))
         return 403;
-    if (stat(real, sb) < 0)
-        return errno == EACCES ? 403 : 404;
+    if ((*fd = open(real, OPEN_FLAGS | O_NOFOLLOW)) < 0)
+        return open_status(errno);
     return 200;
 }
 
 /*
- * Map a request target to a file: its real path in @real and its stat in
- * @sb.  Returns 200, 301 (a directory without its '/': @location is set),
- * or an error status.
+ * Open @rel (relative to ROOT, no ".." segment, no NUL).  The kernel
+ * resolves it beneath ROOT in one call, symlinks included; it refuses a
+ * path that leaves ROOT on the way even if it comes back, or whose
+ * symlink is absolute, and then the real path decides as it always did.
+ * Returns 200 with @fd set, or an error status.
  */
-static int find_file(const char *target, char *real, struct stat *sb,
-                     char *location, size_t loc_size)
+static int open_beneath(const char *rel, int *fd)
 {
-    char path[HTTP_TARGET_MAX], full[PATH_MAX + HTTP_TARGET_MAX];
+#ifdef USE_OPENAT2
+    struct open_how how;
+
+    if (have_openat2) {
+        memset(&how, 0, sizeof(how));
+        how.flags = OPEN_FLAGS;
+        how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+        *fd = (int)syscall(SYS_openat2, root_fd, rel, &how, sizeof(how));
+        if (*fd >= 0)
+            return 200;
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 404; /* as realpath() would say */
+        if (errno == ENOSYS)
+            have_openat2 = 0; /* a kernel before 5.6 */
+        /* EXDEV (out of ROOT), EACCES, ELOOP...: the real path decides. */
+    }
+#endif
+    return open_checked(rel, fd);
+}
+
+/* open_beneath() and fstat(); on failure @fd is closed. */
+static int open_stat(const char *rel, int *fd, struct stat *sb)
+{
+    int code = open_beneath(rel, fd);
+
+    if (code == 200 && fstat(*fd, sb) < 0) {
+        code = open_status(errno);
+        close(*fd);
+        *fd = -1;
+    }
+    return code;
+}
+
+/*
+ * Map a request target to an open regular file: its descriptor in @fd,
+ * its stat in @sb and its path under ROOT (percent-decoded, for the
+ * Content-Type and a later open) in @path.  Returns 200, 301 (a directory
+ * without its '/': @location is set), or an error status.
+ */
+static int find_file(const char *target, char *path, size_t path_size, int *fd,
+                     struct stat *sb, char *location, size_t loc_size)
+{
+    static const char index_html[] = "index.html";
+    const char *rel;
     size_t path_len;
     long n;
     int code;
@@ -112,32 +201,42 @@ static int find_file(const char *target, char *real, struct stat *sb,
     if (target[0] != '/')
         return 400;
     path_len = strcspn(target, "?");
-    n = http_percent_decode(target, path_len, path, sizeof(path));
+    /* Room is left for "index.html"; the decoding refuses an encoded NUL. */
+    n = http_percent_decode(target, path_len, path, path_size - sizeof(index_html));
     if (n < 0 || http_path_has_dotdot(path, (size_t)n))
         return 400;
-    if ((size_t)snprintf(full, sizeof(full), "%s%s", root, path) >= PATH_MAX)
-        return 404;
-    if ((code = real_file(full, real, sb)) != 200)
+    /* Relative to ROOT: what follows the leading slashes, or ROOT itself. */
+    for (rel = path; *rel == '/'; rel++)
+        continue;
+    if ((code = open_stat(*rel ? rel : ".", fd, sb)) != 200)
         return code;
     if (S_ISDIR(sb->st_mode)) {
+        close(*fd);
+        *fd = -1;
         /* "/dir" to "/dir/", so that the page's relative links work. */
         if (path[n - 1] != '/') {
             snprintf(location, loc_size, "%.*s/%s", (int)path_len, target,
                      target + path_len);
             return 301;
         }
-        strcat(full, "index.html"); /* room: PATH_MAX was checked above */
-        if ((code = real_file(full, real, sb)) != 200)
+        memcpy(path + n, index_html, sizeof(index_html));
+        if ((code = open_stat(rel, fd, sb)) != 200)
             return code;
     }
-    return S_ISREG(sb->st_mode) ? 200 : 403;
+    if (!S_ISREG(sb->st_mode)) {
+        close(*fd);
+        *fd = -1;
+        return 403;
+    }
+    return 200;
 }
 
-/* A producer that reads a file in chunks as the socket drains.  It opens
- * the file on its first call: a client pipelining a thousand requests
- * holds one open file, not a thousand. */
+/* A producer that reads a file in chunks as the socket drains.  It is
+ * given the open file when it will run at once; queued behind other
+ * answers, it opens the file again on its first call, so that a client
+ * pipelining a thousand requests holds one open file, not a thousand. */
 struct file_body {
-    char *path;
+    char *rel; /* the path under ROOT, when fd is -1 */
     int fd;
     uint64_t left; /* bytes promised by Content-Length and not yet read */
 };
@@ -149,9 +248,11 @@ static ssize_t file_more(void *arg, void *buf, size_t size)
 
     if (f->left == 0)
         return 0;
-    if (f->fd < 0 &&
-        (f->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0)
+    if (f->fd < 0 && (n = open_beneath(f->rel, &f->fd)) != 200) {
+        /* The header is out: the error closes the connection. */
+        errno = n == 404 ? ENOENT : EACCES;
         return -1;
+    }
     if (size > f->left)
         size = (size_t)f->left;
     n = read(f->fd, buf, size);
@@ -172,20 +273,26 @@ static void file_free(void *arg)
 
     if (f->fd >= 0)
         close(f->fd);
-    free(f->path);
+    free(f->rel);
     free(f);
 }
 
-static asyncore_producer *file_producer(const char *path, uint64_t size)
+/* A producer of @size bytes of the open file @fd (which it owns from now
+ * on, even on failure), or of @rel opened later if @fd is -1. */
+static asyncore_producer *file_producer(int fd, const char *rel, uint64_t size)
 {
     struct file_body *f = malloc(sizeof(*f));
     asyncore_producer *p;
 
-    if (f == NULL || (f->path = strdup(path)) == NULL) {
+    if (f == NULL || (fd < 0 && (f->rel = strdup(rel)) == NULL)) {
         free(f);
+        if (fd >= 0)
+            close(fd);
         return NULL;
     }
-    f->fd = -1;
+    if (fd >= 0)
+        f->rel = NULL;
+    f->fd = fd;
     f->left = size;
     p = asyncore_producer_new(file_more, file_free, f);
     if (p == NULL)
@@ -246,31 +353,102 @@ static void header_arrived(struct client *c)
     c->deadline = NULL;
 }
 
-/* Queue one response: the header, and the body as @text or as the file
- * @path of @size bytes.  Then either read the next request or close. */
-static void respond(asyncore_dispatcher *d, int code, const char *type,
-                    const char *text, const char *path, uint64_t size,
-                    const char *extra, int keep)
+/* The Date header's value, formatted once per second. */
+static const char *http_date(void)
 {
-    struct client *c = asyncore_dispatcher_user_data(d);
-    char head[1024 + HTTP_TARGET_MAX], date[64];
+    static char date[64];
+    static time_t last = (time_t)-1;
     time_t t = time(NULL);
     struct tm tm;
-    int n;
 
-    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&t, &tm));
-    n = snprintf(head, sizeof(head),
-                 "HTTP/1.1 %d %s\r\nServer: http_server (libasyncore %s)\r\n"
-                 "Date: %s\r\nContent-Type: %s\r\nContent-Length: %" PRIu64 "\r\n"
-                 "%sConnection: %s\r\n\r\n",
-                 code, http_reason(code), asyncore_version(), date, type, size,
-                 extra ? extra : "", keep ? "keep-alive" : "close");
+    if (t != last) {
+        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT",
+                 gmtime_r(&t, &tm));
+        last = t;
+    }
+    return date;
+}
+
+/* Read all @size bytes of @fd into @buf; -1 if it fails or ends sooner. */
+static int read_all(int fd, char *buf, size_t size)
+{
+    ssize_t n;
+
+    while (size > 0) {
+        n = read(fd, buf, size);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        buf += n;
+        size -= (size_t)n;
+    }
+    return 0;
+}
+
+/*
+ * Queue one response: the header, and the body as @text, or as the open
+ * file @fd (which this takes over) of @size bytes whose path under ROOT is
+ * @rel.  The header and a body that fits beside it in ONE_PIECE_MAX are
+ * pushed as one piece, so that they leave in one send; a larger file
+ * follows the header as a producer.  Then either read the next request or
+ * close.
+ */
+static void respond(asyncore_dispatcher *d, int code, const char *type,
+                    const char *text, int fd, const char *rel, uint64_t size,
+                    const char *extra, int keep)
+{
+    static char out[ONE_PIECE_MAX];
+    struct client *c = asyncore_dispatcher_user_data(d);
+    size_t n, body = 0;
+    int queued = asyncore_chat_queued(d, NULL), failed;
+    asyncore_producer *p = NULL;
+
+    /* The header is at most 1 KiB plus a Location of HTTP_TARGET_MAX. */
+    n = (size_t)snprintf(out, sizeof(out),
+                         "HTTP/1.1 %d %s\r\nServer: http_server (libasyncore %s)\r\n"
+                         "Date: %s\r\nContent-Type: %s\r\nContent-Length: %" PRIu64 "\r\n"
+                         "%sConnection: %s\r\n\r\n",
+                         code, http_reason(code), asyncore_version(), http_date(),
+                         type, size, extra ? extra : "", keep ? "keep-alive" : "close");
+    if (c->head) {
+        /* No body. */
+    } else if (text != NULL) {
+        memcpy(out + n, text, (size_t)size); /* error pages: a short line */
+        body = (size_t)size;
+    } else if (fd >= 0 && size <= sizeof(out) - n) {
+        body = (size_t)size;
+        if (read_all(fd, out + n, body) < 0) {
+            /* Changed under us: the header would promise what we lack. */
+            close(fd);
+            asyncore_close(d);
+            return;
+        }
+    } else if (fd >= 0) {
+        /* Behind other answers it will open the file again when its turn
+         * comes: see struct file_body. */
+        if (queued > 0) {
+            close(fd);
+            fd = -1;
+        }
+        p = file_producer(fd, rel, size);
+        fd = -1;
+        if (p == NULL) {
+            asyncore_close(d);
+            return;
+        }
+    }
+    if (fd >= 0 && p == NULL)
+        close(fd); /* read already, or not wanted (HEAD) */
     /* A failed push has closed the channel or left it without memory:
-     * either way it is dropped below. */
-    if (asyncore_chat_push(d, head, (size_t)n) < 0 ||
-        (!c->head && text && asyncore_chat_push(d, text, size) < 0) ||
-        (!c->head && path &&
-         asyncore_chat_push_with_producer(d, file_producer(path, size)) < 0)) {
+     * either way it is dropped here. */
+    if (asyncore_chat_push(d, out, n + body) < 0) {
+        asyncore_producer_free(p);
+        failed = 1;
+    } else {
+        failed = p != NULL && asyncore_chat_push_with_producer(d, p) < 0;
+    }
+    if (failed) {
         if (!asyncore_dispatcher_closed(d))
             asyncore_close(d);
         return;
@@ -297,7 +475,7 @@ static void respond_error(asyncore_dispatcher *d, int code, int keep)
     char text[128];
 
     snprintf(text, sizeof(text), "%d %s\n", code, http_reason(code));
-    respond(d, code, "text/plain; charset=utf-8", text, NULL, strlen(text),
+    respond(d, code, "text/plain; charset=utf-8", text, -1, NULL, strlen(text),
             code == 405 ? "Allow: GET, HEAD\r\n" : NULL, keep);
 }
 
@@ -305,19 +483,24 @@ static void respond_error(asyncore_dispatcher *d, int code, int keep)
 static void serve(asyncore_dispatcher *d)
 {
     struct client *c = asyncore_dispatcher_user_data(d);
-    char real[PATH_MAX], location[HTTP_TARGET_MAX + 64];
+    char path[HTTP_TARGET_MAX + 16], location[HTTP_TARGET_MAX + 64];
     char extra[sizeof(location) + 16];
     /* HTTP/1.1 keeps the connection unless told; 1.0 only when asked. */
     int keep = c->minor >= 1 ? !c->close_tok : c->keep_alive_tok;
     struct stat sb;
-    int code = find_file(c->target, real, &sb, location, sizeof(location));
+    int fd = -1;
+    int code = find_file(c->target, path, sizeof(path), &fd, &sb, location,
+                         sizeof(location));
+    const char *rel = path;
 
     if (code == 200) {
-        respond(d, 200, http_content_type(real), NULL, real,
+        while (*rel == '/')
+            rel++;
+        respond(d, 200, http_content_type(path), NULL, fd, rel,
                 (uint64_t)sb.st_size, NULL, keep);
     } else if (code == 301) {
         snprintf(extra, sizeof(extra), "Location: %s\r\n", location);
-        respond(d, 301, "text/plain; charset=utf-8", "", NULL, 0, extra, keep);
+        respond(d, 301, "text/plain; charset=utf-8", "", -1, NULL, 0, extra, keep);
     } else {
         respond_error(d, code, keep && code != 400);
     }
@@ -527,8 +710,8 @@ static void server_accepted(asyncore_dispatcher *server, int fd,
             free(c);
         return;
     }
-    /* A response is a header and a body in separate sends: without
-     * TCP_NODELAY the body would wait for the header's ACK. */
+    /* A large file's header and first chunk go out in separate sends:
+     * without TCP_NODELAY the chunk would wait for the header's ACK. */
     (void)asyncore_set_nodelay(d, 1);
     asyncore_chat_set_terminator(d, "\r\n", 2);
     await_header(d);
@@ -645,7 +828,8 @@ static int parse_args(int argc, char **argv)
     return 0;
 }
 
-/* ROOT's real path, which every served file's must start with. */
+/* ROOT's real path, which every served file's must start with, and ROOT
+ * opened, for opening files beneath it. */
 static int set_root(void)
 {
     struct stat sb;
@@ -659,6 +843,11 @@ static int set_root(void)
         return -1;
     }
     root_len = strlen(root);
+#ifdef USE_OPENAT2
+    /* O_PATH needs no read permission on ROOT, as realpath() needs none. */
+    if ((root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        have_openat2 = 0; /* every path is checked by its real path */
+#endif
     return 0;
 }
 
@@ -697,5 +886,7 @@ int main(int argc, char **argv)
     if (sigterm != NULL)
         event_free(sigterm);
     asyncore_map_free(asyncore_map_default()); /* closes what is left */
+    if (root_fd >= 0)
+        close(root_fd);
     return rc;
 }
