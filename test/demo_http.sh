@@ -128,6 +128,16 @@ printf '<p>page</p>\n' >"$root/page.html"
 printf 'spaced\n' >"$root/a b.txt"
 ln -s /etc "$root/escape"     # a symlink out of ROOT
 ln -s mib "$root/inside"      # one that stays in
+# The server pushes a file that fits with its header in 64 KiB as one
+# piece, and streams a larger one: one of each side of that limit.
+head -c 65000 /dev/urandom >"$root/fits"
+head -c 65536 /dev/urandom >"$root/over"
+printf 'outside\n' >"$tmp/outside.txt"
+ln -s ../outside.txt "$root/rel-escape"  # a relative symlink out of ROOT
+ln -s .. "$root/up"                      # a directory out of ROOT
+ln -s "$root/one" "$root/abs-inside"     # an absolute one back into ROOT
+ln -s ../root/page.html "$root/out-and-back"
+mkfifo "$root/fifo"
 SIZES="zero one mib big"
 
 # ---- http_client against python3 -m http.server ------------------------------
@@ -497,6 +507,25 @@ if start server $WRAP "$SERVER" -p 0 -r "$root"; then
         refused "http://$sa/escape/passwd" 403
     inside() { [ "$(code "http://$sa/inside")" = 200 ] && same "$root/mib" "$tmp/body"; }
     check "server: a symlink inside ROOT is served" inside
+    check "server: a relative symlink out of ROOT gives 403" \
+        refused "http://$sa/rel-escape" 403
+    check "server: a file through a symlinked directory out of ROOT gives 403" \
+        refused "http://$sa/up/outside.txt" 403
+    abs_inside() { [ "$(code "http://$sa/abs-inside")" = 200 ] && same "$root/one" "$tmp/body"; }
+    check "server: an absolute symlink that lands inside ROOT is served" abs_inside
+    out_and_back() {
+        [ "$(code "http://$sa/out-and-back")" = 200 ] && same "$root/page.html" "$tmp/body"
+    }
+    check "server: a symlink that leaves ROOT and comes back into it is served" out_and_back
+    check "server: a FIFO under ROOT gives 403 (and does not block the server)" \
+        test "$(code "http://$sa/fifo")" = 403
+    curl_exact() {
+        timeout $T curl -sS -f -o "$tmp/c.$1" "http://$sa/$1" && same "$root/$1" "$tmp/c.$1"
+    }
+    check "server sends 'fits' (65000 B: one piece with its header) to curl (SHA-256)" \
+        curl_exact fits
+    check "server sends 'over' (65536 B: streamed after its header) to curl (SHA-256)" \
+        curl_exact over
     check "server: bad percent-encoding (%zz) gives 400" test "$(code "http://$sa/%zz")" = 400
     spaced() { [ "$(code "http://$sa/a%20b.txt")" = 200 ] && same "$root/a b.txt" "$tmp/body"; }
     check "server: /a%20b.txt serves 'a b.txt'" spaced
@@ -551,6 +580,28 @@ assert data == b"", data
 EOF
     }
     check "server answers 3 pipelined requests in order; HEAD has no body" pipelined
+    # A large file queued behind another answer is opened again when its
+    # turn comes; a small one is read at once: all in order, byte-exact.
+    pipelined_mixed() {
+        printf 'GET /over HTTP/1.1\r\nHost: x\r\n\r\nGET /mib HTTP/1.1\r\nHost: x\r\n\r\nGET /fits HTTP/1.1\r\nHost: x\r\n\r\nHEAD /over HTTP/1.1\r\nHost: x\r\n\r\nGET /one HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+            raw pipe2 || return 1
+        python3 - "$tmp/pipe2" "$root" <<'EOF'
+import sys
+data = open(sys.argv[1], "rb").read()
+def body(name):
+    return open(sys.argv[2] + "/" + name, "rb").read()
+for want, length in ((body("over"), 65536), (body("mib"), 1 << 20),
+                     (body("fits"), 65000), (b"", 65536), (body("one"), 1)):
+    head, sep, data = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
+    assert b"\r\nContent-Length: %d\r\n" % length in head, head
+    assert sep and data[:len(want)] == want
+    data = data[len(want):]
+assert data == b"", data
+EOF
+    }
+    check "server answers pipelined large, small and HEAD requests in order, byte-exact" \
+        pipelined_mixed
     half_close() {
         printf 'GET /mib HTTP/1.1\r\nHost: x\r\n\r\n' | raw half --half-close &&
             [ "$(wc -c <"$tmp/half")" -gt $((1 << 20)) ]
