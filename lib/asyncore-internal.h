@@ -27,7 +27,6 @@ struct asyncore_dispatcher {
     struct evbuffer *out;              /* dispatcher_with_send's queue */
     struct sockaddr *addr;             /* asyncore's addr, malloc'd */
     TAILQ_ENTRY(asyncore_dispatcher) link; /* in map->dispatchers while open */
-    TAILQ_ENTRY(asyncore_dispatcher) ready_link; /* in map->always_ready */
     socklen_t addrlen;
     int fd;
     int refs;           /* the map's (until close), hooks', holders' */
@@ -49,6 +48,20 @@ struct asyncore_dispatcher {
      * and fixed at creation (dispatcher.h), so this is decided once, and a
      * dispatch skips urgent.c entirely for the usual dispatcher without. */
     unsigned expt_hook : 1;
+    /* What few dispatchers use, in a block of its own: NULL until one of
+     * them needs it, so a plain connection pays one pointer for it all and
+     * the hot path tests just that pointer. */
+    struct asyncore__ext *ext;
+    /* The struct event (event_get_struct_event_size() bytes), then the
+     * inline area, follow in the same allocation. */
+};
+
+TAILQ_HEAD(asyncore__dispatcher_list, asyncore_dispatcher);
+
+/* A dispatcher's rarely used state (d->ext), made by asyncore__ext() on
+ * first use and freed with the dispatcher. */
+struct asyncore__ext {
+    asyncore_dispatcher *d; /* the owner, for map->always_ready's walk */
     /* timeout.c: connect/idle timeouts, NULL until one is set. */
     struct asyncore__timeouts *timeouts;
     /* resolve.c: a connect by host name, from the look-up until an attempt
@@ -60,13 +73,17 @@ struct asyncore_dispatcher {
      * like -- a pending one-shot timer that gives the read interest back
      * (NULL otherwise; cancelled by asyncore__interest_disarm). */
     asyncore_timer *accept_backoff;
+    /* events.c: in map->always_ready while an always-ready file is armed
+     * (asyncore_file_dispatcher_new makes the block for those at once). */
+    TAILQ_ENTRY(asyncore__ext) ready_link;
     unsigned accept_paused : 1; /* read interest withheld until it fires */
     unsigned accept_burst : 1;  /* a failure was logged; no accept since */
-    /* The struct event (event_get_struct_event_size() bytes), then the
-     * inline area, follow in the same allocation. */
 };
 
-TAILQ_HEAD(asyncore__dispatcher_list, asyncore_dispatcher);
+TAILQ_HEAD(asyncore__ext_list, asyncore__ext);
+
+/* A member of d's block, or NULL (0) without one. */
+#define ASYNCORE__EXT(d, member) ((d)->ext != NULL ? (d)->ext->member : 0)
 
 struct asyncore_map {
     struct event_base *base;
@@ -79,7 +96,7 @@ struct asyncore_map {
     size_t armed;         /* dispatchers whose event is added to libevent */
     int running_on;       /* loop.c: in one event_base_loop of many turns */
     struct asyncore__dispatcher_list dispatchers;
-    struct asyncore__dispatcher_list always_ready;
+    struct asyncore__ext_list always_ready; /* their blocks, in fact */
     struct event *timer;  /* bounds one loop iteration */
     struct event *bridge; /* events.c: holds a descriptor while its
                            * dispatcher's event is re-armed; NULL until used */
@@ -114,6 +131,7 @@ int asyncore__adopt_fd(asyncore_dispatcher *d, int fd, int family);
 void asyncore__drop_socket(asyncore_dispatcher *d);
 int asyncore__set_addr(asyncore_dispatcher *d, const struct sockaddr *sa,
                        socklen_t len);
+struct asyncore__ext *asyncore__ext(asyncore_dispatcher *d);
 
 /* Common argument check of methods: 0, or -1 with EINVAL/EBADF.  Inline:
  * asyncore_send() and asyncore_recv() run it on every round trip. */
@@ -224,7 +242,7 @@ static inline ssize_t asyncore__raw_send(asyncore_dispatcher *d,
 {
     if (d->io_kind == ASYNCORE__IO_FILE)
         return write(d->fd, buf, len);
-    if (d->tls != NULL) /* tls.c: plaintext in, records out */
+    if (d->ext != NULL && d->ext->tls != NULL) /* tls.c: plaintext in */
         return asyncore__tls_send(d, buf, len);
     return send(d->fd, buf, len, MSG_NOSIGNAL);
 }
@@ -234,7 +252,7 @@ static inline ssize_t asyncore__raw_recv(asyncore_dispatcher *d, void *buf,
 {
     if (d->io_kind == ASYNCORE__IO_FILE)
         return read(d->fd, buf, len);
-    if (d->tls != NULL)
+    if (d->ext != NULL && d->ext->tls != NULL)
         return asyncore__tls_recv(d, buf, len);
     return recv(d->fd, buf, len, 0);
 }

@@ -47,8 +47,8 @@ static void accept_resume(asyncore_timer *t, void *arg)
     asyncore_dispatcher *d = arg;
 
     (void)t;
-    d->accept_backoff = NULL; /* a one-shot timer: released on return */
-    d->accept_paused = 0;
+    d->ext->accept_backoff = NULL; /* a one-shot timer: released on return */
+    d->ext->accept_paused = 0;
     asyncore__interest_update(d); /* read interest again, if readable() */
 }
 
@@ -64,15 +64,19 @@ static void accept_resume(asyncore_timer *t, void *arg)
  */
 static int accept_back_off(asyncore_dispatcher *d, int err)
 {
-    if (d->accept_backoff == NULL) {
-        d->accept_backoff = asyncore_call_later(d->map, ACCEPT_BACKOFF,
+    struct asyncore__ext *x = asyncore__ext(d);
+
+    if (x == NULL)
+        return -1;
+    if (x->accept_backoff == NULL) {
+        x->accept_backoff = asyncore_call_later(d->map, ACCEPT_BACKOFF,
                                                 accept_resume, d);
-        if (d->accept_backoff == NULL)
+        if (x->accept_backoff == NULL)
             return -1;
     }
-    d->accept_paused = 1;
-    if (!d->accept_burst) {
-        d->accept_burst = 1;
+    x->accept_paused = 1;
+    if (!x->accept_burst) {
+        x->accept_burst = 1;
         asyncore_log_info(d, ASYNCORE_LOG_ERROR,
                           "cannot accept (errno %d: %s): pausing the listener, "
                           "retrying every %d ms",
@@ -93,7 +97,8 @@ void asyncore_default_handle_accept(asyncore_dispatcher *d)
         return;
     fd = asyncore_accept(d, (struct sockaddr *)&ss, &len);
     if (fd >= 0) {
-        d->accept_burst = 0;
+        if (d->ext != NULL)
+            d->ext->accept_burst = 0;
         ASYNCORE__HOOK(d, handle_accepted)(d, fd, (struct sockaddr *)&ss, len);
         return;
     }

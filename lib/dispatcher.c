@@ -133,6 +133,16 @@ int asyncore__set_addr(asyncore_dispatcher *d, const struct sockaddr *sa,
     return 0;
 }
 
+/* d's block of rarely used state, made on first use; NULL with ENOMEM. */
+struct asyncore__ext *asyncore__ext(asyncore_dispatcher *d)
+{
+    if (d->ext == NULL && (d->ext = calloc(1, sizeof(*d->ext))) != NULL)
+        d->ext->d = d;
+    else if (d->ext == NULL)
+        errno = ENOMEM;
+    return d->ext;
+}
+
 int asyncore_create_socket(asyncore_dispatcher *d, int family, int type)
 {
     int fd;
@@ -313,7 +323,7 @@ int asyncore_connect(asyncore_dispatcher *d, const struct sockaddr *addr,
         d->connecting = 1;
         d->connect_done = 0;
         (void)asyncore__set_addr(d, addr, len);
-        if (d->timeouts != NULL) /* timeout.c: the connect's clock starts */
+        if (ASYNCORE__EXT(d, timeouts) != NULL) /* timeout.c: clock starts */
             asyncore__timeout_connect_start(d);
         asyncore__interest_update(d);
         return 0;
@@ -447,12 +457,12 @@ int asyncore_close(asyncore_dispatcher *d)
     d->accepting = 0;
     d->connecting = 0;
     asyncore__interest_disarm(d);
-    if (d->timeouts != NULL) /* timeout.c: no timeout fires after close */
+    if (ASYNCORE__EXT(d, timeouts) != NULL) /* timeout.c: none fires now */
         asyncore__timeouts_free(d);
     asyncore__map_detach(d->map, d);
-    if (d->resolve != NULL) /* resolve.c: cancel a look-up in progress */
+    if (ASYNCORE__EXT(d, resolve) != NULL) /* resolve.c: cancel a look-up */
         asyncore__resolve_cancel(d);
-    if (d->tls != NULL) /* tls.c: close_notify while the socket is there */
+    if (ASYNCORE__EXT(d, tls) != NULL) /* tls.c: close_notify before close */
         asyncore__tls_close(d);
     if (d->fd >= 0) {
         /* POSIX leaves the descriptor state after EINTR unspecified; on
@@ -475,8 +485,9 @@ void asyncore__destroy(asyncore_dispatcher *d)
         d->defaults->destroy(d);
     if (d->out)
         evbuffer_free(d->out);
-    if (d->tls != NULL) /* tls.c: kept until now for asyncore_tls_last_error */
+    if (ASYNCORE__EXT(d, tls) != NULL) /* tls.c: kept for tls_last_error */
         asyncore__tls_free(d);
+    free(d->ext);
     free(d->addr);
     free(d);
 }

@@ -28,7 +28,7 @@ void asyncore__connect_event(asyncore_dispatcher *d)
     socklen_t len = sizeof(err);
 
     /* tls.c: once TCP is up, connecting means the TLS handshake. */
-    if (d->tls != NULL && asyncore__tls_handshaking(d))
+    if (ASYNCORE__EXT(d, tls) != NULL && asyncore__tls_handshaking(d))
         goto handshake;
     if (d->io_kind == ASYNCORE__IO_SOCKET &&
         getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
@@ -36,10 +36,12 @@ void asyncore__connect_event(asyncore_dispatcher *d)
     /* timeout.c: this attempt is over -- unless TCP is up under TLS, whose
      * handshake is still part of connecting (handle_connect waits for it),
      * so its clock runs on. */
-    if (d->timeouts != NULL && (err != 0 || d->tls == NULL))
+    if (ASYNCORE__EXT(d, timeouts) != NULL &&
+        (err != 0 || d->ext->tls == NULL))
         asyncore__timeout_connect_done(d);
     /* resolve.c: a connect by name goes on to the name's next address. */
-    if (d->resolve != NULL && asyncore__resolve_connect_event(d, err))
+    if (ASYNCORE__EXT(d, resolve) != NULL &&
+        asyncore__resolve_connect_event(d, err))
         return;
     if (err != 0) {
         d->last_error = err;
@@ -53,12 +55,12 @@ void asyncore__connect_event(asyncore_dispatcher *d)
 handshake:
     /* tls.c: over TLS, connected means the handshake is done; the
      * transport reports its failures itself. */
-    if (d->tls != NULL) {
+    if (ASYNCORE__EXT(d, tls) != NULL) {
         int done = asyncore__tls_connect_event(d);
 
         /* Finished or failed: the connect timeout has nothing left to time
-         * (after a failure that closed, d->timeouts is gone already). */
-        if (done != 0 && d->timeouts != NULL)
+         * (after a failure that closed, the timeouts are gone already). */
+        if (done != 0 && d->ext->timeouts != NULL)
             asyncore__timeout_connect_done(d);
         if (done <= 0)
             return;
@@ -113,10 +115,12 @@ void asyncore__event_cb(evutil_socket_t fd, short what, void *arg)
     asyncore__hold(d);
     /* tls.c: the transport takes the readiness it needs (handshake, its
      * pending output) and says which hooks the rest stands for. */
-    if (d->tls != NULL)
-        what = asyncore__tls_event(d, what);
-    if (d->timeouts != NULL) /* timeout.c: just a timestamp, no timer call */
-        asyncore__timeout_activity(d);
+    if (d->ext != NULL) {
+        if (d->ext->tls != NULL)
+            what = asyncore__tls_event(d, what);
+        if (d->ext->timeouts != NULL) /* timeout.c: a timestamp, no timer */
+            asyncore__timeout_activity(d);
+    }
     if (what & EV_READ)
         read_event(d);
     if ((what & EV_WRITE) && !d->closed)
@@ -153,13 +157,13 @@ static short wanted_events(asyncore_dispatcher *d)
         return 0;
     /* defaults.c: a listener out of descriptors waits for its back-off
      * timer instead of being told again and again that it can accept. */
-    if (d->accept_paused)
+    if (d->ext != NULL && d->ext->accept_paused)
         want &= ~EV_READ;
     /* Listeners never ask for write interest (asyncore's poll does not). */
     if (!d->accepting && ask_writable(d))
         want |= EV_WRITE;
     /* tls.c: what OpenSSL needs the socket for, on the user's behalf. */
-    if (d->tls != NULL && !d->closed)
+    if (ASYNCORE__EXT(d, tls) != NULL && !d->closed)
         want = asyncore__tls_interest(d, want);
     return want;
 }
@@ -198,10 +202,10 @@ static void arm_always_ready(asyncore_dispatcher *d, short want)
     if (want && !d->armed) {
         event_assign(ev, map->base, d->fd, want | EV_PERSIST,
                      asyncore__event_cb, d);
-        TAILQ_INSERT_TAIL(&map->always_ready, d, ready_link);
+        TAILQ_INSERT_TAIL(&map->always_ready, d->ext, ready_link);
         asyncore__loop_recheck(map); /* loop.c activates it per iteration */
     } else if (!want && d->armed) {
-        TAILQ_REMOVE(&map->always_ready, d, ready_link);
+        TAILQ_REMOVE(&map->always_ready, d->ext, ready_link);
         event_del(ev);
     }
     d->armed = want;
@@ -300,15 +304,15 @@ void asyncore__interest_disarm(asyncore_dispatcher *d)
     if (d->urgent_watched)
         asyncore__urgent_update(d, 0);
     if (d->armed && d->always_ready)
-        TAILQ_REMOVE(&d->map->always_ready, d, ready_link);
+        TAILQ_REMOVE(&d->map->always_ready, d->ext, ready_link);
     /* Also cancels an always-ready activation still queued. */
     if (d->armed)
         event_del(asyncore__event(d));
     set_armed(d, 0);
     /* defaults.c: the accept back-off goes with the interest it suspends. */
-    if (d->accept_backoff != NULL) {
-        asyncore_timer_cancel(d->accept_backoff);
-        d->accept_backoff = NULL;
-        d->accept_paused = 0;
+    if (ASYNCORE__EXT(d, accept_backoff) != NULL) {
+        asyncore_timer_cancel(d->ext->accept_backoff);
+        d->ext->accept_backoff = NULL;
+        d->ext->accept_paused = 0;
     }
 }

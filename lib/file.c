@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
@@ -35,8 +36,9 @@ asyncore_dispatcher *asyncore_file_dispatcher_new(asyncore_map *map,
                                                   void *user_data, int fd)
 {
     asyncore_dispatcher *d;
+    struct asyncore__ext *ext = NULL;
     struct stat st;
-    int dup_fd, flags;
+    int dup_fd, flags, always_ready;
 
     if (handlers == NULL || fd < 0) {
         errno = EINVAL;
@@ -51,13 +53,24 @@ asyncore_dispatcher *asyncore_file_dispatcher_new(asyncore_map *map,
     flags = fcntl(dup_fd, F_GETFL);
     if (flags < 0 || fcntl(dup_fd, F_SETFL, flags | O_NONBLOCK) < 0)
         goto fail;
-    d = asyncore_dispatcher_new(map, handlers, user_data);
-    if (d == NULL)
+    /* epoll refuses regular files; select and poll call them ready.  Those
+     * join map->always_ready through their d->ext, made here where running
+     * out of memory can still be a failed creation. */
+    always_ready = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
+                   (S_ISCHR(st.st_mode) && !epoll_can_watch(dup_fd));
+    if (always_ready && (ext = calloc(1, sizeof(*ext))) == NULL)
         goto fail;
+    d = asyncore_dispatcher_new(map, handlers, user_data);
+    if (d == NULL) {
+        free(ext);
+        goto fail;
+    }
+    if (ext != NULL) {
+        ext->d = d;
+        d->ext = ext;
+    }
     d->io_kind = ASYNCORE__IO_FILE;
-    /* epoll refuses regular files; select and poll call them ready. */
-    d->always_ready = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
-                      (S_ISCHR(st.st_mode) && !epoll_can_watch(dup_fd));
+    d->always_ready = always_ready != 0;
     d->connected = 1;
     d->connect_done = 1;
     asyncore__adopt_fd(d, dup_fd, AF_UNSPEC);

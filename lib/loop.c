@@ -36,10 +36,10 @@ static void reevaluate_all(asyncore_map *map)
 /* Files that cannot be polled are always ready, as select() reports them. */
 static void activate_always_ready(asyncore_map *map)
 {
-    asyncore_dispatcher *d;
+    struct asyncore__ext *x;
 
-    TAILQ_FOREACH(d, &map->always_ready, ready_link)
-        event_active(asyncore__event(d), d->armed, 0);
+    TAILQ_FOREACH(x, &map->always_ready, ready_link)
+        event_active(asyncore__event(x->d), x->d->armed, 0);
 }
 
 static struct timeval seconds_to_tv(double s)

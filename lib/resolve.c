@@ -5,7 +5,7 @@
  * looked up the dispatcher is connecting but watches no socket; the answer's
  * addresses are then tried one after the other through asyncore_connect(),
  * the next one whenever an attempt fails (events.c hands us the connect's
- * outcome while d->resolve is set).  See asyncore/resolve.h for the rules.
+ * outcome while d->ext->resolve is set).  See asyncore/resolve.h for the rules.
  */
 #include "config.h"
 
@@ -26,7 +26,7 @@
 /*
  * One connect by name.  While evdns works on it (req != NULL) it is on its
  * map's list of look-ups, and evdns owns it: only lookup_cb() frees it.
- * Afterwards it lives on as d->resolve while an attempt at one of its
+ * Afterwards it lives on as d->ext->resolve while an attempt at one of its
  * addresses is in progress, keeping the addresses left to try.
  */
 struct asyncore__resolve {
@@ -244,7 +244,7 @@ static int attempt(asyncore_dispatcher *d, struct asyncore__resolve *r,
 
 /*
  * Try the addresses from r->next on until an attempt starts.  Returns 0 when
- * one did (connected at once, or in progress: then r is d->resolve until its
+ * one did (connected at once, or in progress: then r is d->ext->resolve until its
  * outcome), -1 with errno when none could; *tried tells whether any usable
  * address was there.  r is d's or freed on return, never both.  No hook is
  * called here but those of asyncore_connect() itself.
@@ -264,7 +264,7 @@ static int try_addresses(asyncore_dispatcher *d, struct asyncore__resolve *r,
         if (attempt(d, r, ai) == 0) {
             if (!d->closed && d->connecting && !d->connected) {
                 r->d = d;
-                d->resolve = r;
+                d->ext->resolve = r;
             } else
                 free_resolve(r);
             return 0;
@@ -302,7 +302,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     r->retrying = 0;
     asyncore__hold(d);
-    d->resolve = NULL;
+    d->ext->resolve = NULL;
     if (d->fd >= 0)
         asyncore__drop_socket(d);
     if (try_addresses(d, r, &tried) < 0)
@@ -310,23 +310,23 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
     asyncore__release(d);
 }
 
-/* Called by asyncore__connect_event() while d->resolve is set: 1 when the
+/* Called by asyncore__connect_event() while d->ext->resolve is set: 1 when the
  * outcome is ours (the next address is tried), 0 to let it go on. */
 int asyncore__resolve_connect_event(asyncore_dispatcher *d, int err)
 {
-    struct asyncore__resolve *r = d->resolve;
+    struct asyncore__resolve *r = d->ext->resolve;
 
     if (r->retrying)
         return 1; /* the failed attempt's readiness, reported again */
     if (err == 0 || r->next == NULL || !r->own_socket) {
-        d->resolve = NULL; /* connected, or nothing else to try */
+        d->ext->resolve = NULL; /* connected, or nothing else to try */
         free_resolve(r);
         return 0;
     }
     if (r->retry == NULL)
         r->retry = event_new(d->map->base, -1, 0, retry_cb, r);
     if (r->retry == NULL) {
-        d->resolve = NULL;
+        d->ext->resolve = NULL;
         free_resolve(r);
         return 0;
     }
@@ -355,7 +355,7 @@ static void wait_for_answer(asyncore_dispatcher *d, struct asyncore__resolve *r)
     }
     d->connecting = 1;
     d->connect_done = 0;
-    d->resolve = r;
+    d->ext->resolve = r;
     asyncore__hold(d); /* the look-up's, until lookup_cb or close */
 }
 
@@ -363,7 +363,7 @@ static void wait_for_answer(asyncore_dispatcher *d, struct asyncore__resolve *r)
  * accepts. */
 static void end_wait(asyncore_dispatcher *d, struct asyncore__resolve *r)
 {
-    d->resolve = NULL;
+    d->ext->resolve = NULL;
     d->connecting = 0;
     if (r->set_aside >= 0) {
         d->fd = r->set_aside;
@@ -431,7 +431,8 @@ int asyncore__resolve_connect(asyncore_dispatcher *d, const char *host,
     struct evdns_base *dns;
     char service[8];
 
-    if (d->resolve != NULL || d->connecting || d->connected || d->accepting) {
+    if (ASYNCORE__EXT(d, resolve) != NULL || d->connecting || d->connected ||
+        d->accepting) {
         errno = EISCONN;
         return -1;
     }
@@ -440,7 +441,7 @@ int asyncore__resolve_connect(asyncore_dispatcher *d, const char *host,
         return -1;
     }
     dns = asyncore_map_dns(d->map);
-    if (dns == NULL)
+    if (dns == NULL || asyncore__ext(d) == NULL) /* d->ext->resolve below */
         return -1;
     r = calloc(1, sizeof(*r));
     if (r == NULL)
@@ -462,15 +463,15 @@ int asyncore__resolve_connect(asyncore_dispatcher *d, const char *host,
 }
 
 /*
- * asyncore_close() while d->resolve is set.  During the look-up, evdns still
+ * asyncore_close() while d->ext->resolve is set.  During the look-up, evdns still
  * owns r: it is cancelled (lookup_cb then runs with EVUTIL_EAI_CANCEL, later,
  * and finds no dispatcher).  During an attempt, the addresses left go.
  */
 void asyncore__resolve_cancel(asyncore_dispatcher *d)
 {
-    struct asyncore__resolve *r = d->resolve;
+    struct asyncore__resolve *r = d->ext->resolve;
 
-    d->resolve = NULL;
+    d->ext->resolve = NULL;
     if (r->req == NULL) {
         free_resolve(r);
         return;

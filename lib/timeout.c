@@ -62,9 +62,13 @@ static int to_timeval(double s, struct timeval *tv)
 /* The dispatcher's block, made on first use; NULL with ENOMEM. */
 static struct asyncore__timeouts *timeouts_get(asyncore_dispatcher *d)
 {
-    if (d->timeouts == NULL && (d->timeouts = calloc(1, sizeof(*d->timeouts))) == NULL)
+    struct asyncore__ext *x = asyncore__ext(d);
+
+    if (x == NULL)
+        return NULL;
+    if (x->timeouts == NULL && (x->timeouts = calloc(1, sizeof(*x->timeouts))) == NULL)
         errno = ENOMEM;
-    return d->timeouts;
+    return x->timeouts;
 }
 
 static void drop_event(struct event **ev)
@@ -76,11 +80,11 @@ static void drop_event(struct event **ev)
 
 void asyncore__timeouts_free(asyncore_dispatcher *d)
 {
-    struct asyncore__timeouts *to = d->timeouts;
+    struct asyncore__timeouts *to = ASYNCORE__EXT(d, timeouts);
 
     if (to == NULL)
         return;
-    d->timeouts = NULL;
+    d->ext->timeouts = NULL;
     drop_event(&to->connect_ev);
     drop_event(&to->idle_ev);
     free(to);
@@ -96,7 +100,7 @@ void asyncore__timeouts_free(asyncore_dispatcher *d)
 static void connect_expired(evutil_socket_t fd, short what, void *arg)
 {
     asyncore_dispatcher *d = arg;
-    unsigned attempt = d->timeouts->attempt;
+    unsigned attempt = d->ext->timeouts->attempt;
 
     (void)fd;
     (void)what;
@@ -105,14 +109,14 @@ static void connect_expired(evutil_socket_t fd, short what, void *arg)
     asyncore__hold(d);
     asyncore_handle_error(d, ETIMEDOUT, "connect");
     if (!d->closed && d->connecting && d->fd >= 0 &&
-        d->timeouts->attempt == attempt)
+        d->ext->timeouts->attempt == attempt)
         asyncore__drop_socket(d);
     asyncore__release(d);
 }
 
 void asyncore__timeout_connect_start(asyncore_dispatcher *d)
 {
-    struct asyncore__timeouts *to = d->timeouts;
+    struct asyncore__timeouts *to = ASYNCORE__EXT(d, timeouts);
 
     if (to == NULL || to->connect_ev == NULL)
         return;
@@ -122,7 +126,7 @@ void asyncore__timeout_connect_start(asyncore_dispatcher *d)
 
 void asyncore__timeout_connect_done(asyncore_dispatcher *d)
 {
-    struct asyncore__timeouts *to = d->timeouts;
+    struct asyncore__timeouts *to = ASYNCORE__EXT(d, timeouts);
 
     if (to != NULL && to->connect_ev != NULL)
         evtimer_del(to->connect_ev);
@@ -136,8 +140,8 @@ int asyncore_set_connect_timeout(asyncore_dispatcher *d, double seconds)
     if (asyncore__check(d) < 0 || to_timeval(seconds, &tv) < 0)
         return -1;
     if (seconds == 0) {
-        if (d->timeouts != NULL)
-            drop_event(&d->timeouts->connect_ev);
+        if (ASYNCORE__EXT(d, timeouts) != NULL)
+            drop_event(&d->ext->timeouts->connect_ev);
         return 0;
     }
     if ((to = timeouts_get(d)) == NULL)
@@ -157,14 +161,14 @@ int asyncore_set_connect_timeout(asyncore_dispatcher *d, double seconds)
 
 void asyncore__timeout_activity(asyncore_dispatcher *d)
 {
-    if (d->timeouts->idle_ev != NULL)
-        d->timeouts->last = now();
+    if (d->ext->timeouts->idle_ev != NULL)
+        d->ext->timeouts->last = now();
 }
 
 static void idle_expired(evutil_socket_t fd, short what, void *arg)
 {
     asyncore_dispatcher *d = arg;
-    struct asyncore__timeouts *to = d->timeouts;
+    struct asyncore__timeouts *to = d->ext->timeouts;
     double t = now(), left = to->last + to->idle - t;
     struct timeval tv;
 
@@ -181,7 +185,7 @@ static void idle_expired(evutil_socket_t fd, short what, void *arg)
     ASYNCORE__HOOK(d, handle_timeout)(d);
     /* The hook may have closed @d (freeing the block), turned the timeout
      * off or set a new one: look again. */
-    to = d->timeouts;
+    to = d->ext->timeouts;
     if (!d->closed && to != NULL && to->idle_ev != NULL &&
         !evtimer_pending(to->idle_ev, NULL))
         evtimer_add(to->idle_ev, &to->idle_tv);
@@ -196,8 +200,8 @@ int asyncore_set_idle_timeout(asyncore_dispatcher *d, double seconds)
     if (asyncore__check(d) < 0 || to_timeval(seconds, &tv) < 0)
         return -1;
     if (seconds == 0) {
-        if (d->timeouts != NULL)
-            drop_event(&d->timeouts->idle_ev);
+        if (ASYNCORE__EXT(d, timeouts) != NULL)
+            drop_event(&d->ext->timeouts->idle_ev);
         return 0;
     }
     if ((to = timeouts_get(d)) == NULL)

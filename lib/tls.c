@@ -147,7 +147,7 @@ static void bio_method_init(void)
 /* Connect the SSL to the dispatcher's socket: 0, or -1 (ENOMEM). */
 static int bind_socket(asyncore_dispatcher *d)
 {
-    struct asyncore__tls *t = d->tls;
+    struct asyncore__tls *t = d->ext->tls;
     BIO *b;
 
     pthread_once(&bio_once, bio_method_init);
@@ -227,8 +227,8 @@ static int classify(struct asyncore__tls *t, int e)
 /* The handshake failed with @err: report it once, with op "tls". */
 static int handshake_failed(asyncore_dispatcher *d, int err)
 {
-    d->tls->phase = PHASE_FAILED;
-    d->tls->fatal = 1;
+    d->ext->tls->phase = PHASE_FAILED;
+    d->ext->tls->fatal = 1;
     asyncore_handle_error(d, err, "tls");
     return -1;
 }
@@ -238,7 +238,7 @@ static int handshake_failed(asyncore_dispatcher *d, int err)
 /* 1 done, 0 waiting (hs_want says for what), -1 failed and reported. */
 static int handshake_step(asyncore_dispatcher *d)
 {
-    struct asyncore__tls *t = d->tls;
+    struct asyncore__tls *t = d->ext->tls;
     int r, e, err;
 
     ERR_clear_error();
@@ -268,7 +268,7 @@ static int handshake_step(asyncore_dispatcher *d)
  */
 static int begin_if_connected(asyncore_dispatcher *d)
 {
-    struct asyncore__tls *t = d->tls;
+    struct asyncore__tls *t = d->ext->tls;
 
     if (t->phase != PHASE_PRE || !d->connected || d->fd < 0)
         return 0;
@@ -289,14 +289,14 @@ static int begin_if_connected(asyncore_dispatcher *d)
 
 int asyncore__tls_handshaking(const asyncore_dispatcher *d)
 {
-    return d->tls->phase == PHASE_HANDSHAKE || d->tls->phase == PHASE_FAILED;
+    return d->ext->tls->phase == PHASE_HANDSHAKE || d->ext->tls->phase == PHASE_FAILED;
 }
 
 /* Called by asyncore__connect_event() once TCP is up (its outcome taken
  * there, as for any socket), then for every readiness of the handshake. */
 int asyncore__tls_connect_event(asyncore_dispatcher *d)
 {
-    struct asyncore__tls *t = d->tls;
+    struct asyncore__tls *t = d->ext->tls;
 
     if (t->phase == PHASE_DONE)
         return 1;
@@ -331,7 +331,7 @@ static ssize_t io_failed(struct asyncore__tls *t, int e)
 
 ssize_t asyncore__tls_recv(asyncore_dispatcher *d, void *buf, size_t len)
 {
-    struct asyncore__tls *t = d->tls;
+    struct asyncore__tls *t = d->ext->tls;
     size_t n = 0;
     int e;
 
@@ -408,7 +408,7 @@ static int flush_pending(struct asyncore__tls *t)
  */
 ssize_t asyncore__tls_send(asyncore_dispatcher *d, const void *buf, size_t len)
 {
-    struct asyncore__tls *t = d->tls;
+    struct asyncore__tls *t = d->ext->tls;
     size_t chunk = len < TLS_CHUNK ? len : TLS_CHUNK;
     ssize_t n;
 
@@ -461,7 +461,7 @@ static int has_buffered_input(const struct asyncore__tls *t)
 
 short asyncore__tls_interest(asyncore_dispatcher *d, short want)
 {
-    struct asyncore__tls *t = d->tls;
+    struct asyncore__tls *t = d->ext->tls;
     static const struct timeval now = { 0, 0 };
     short out = 0;
 
@@ -498,7 +498,7 @@ short asyncore__tls_interest(asyncore_dispatcher *d, short want)
  * would.  Returns -1 if @d closed. */
 static int flush_from_event(asyncore_dispatcher *d)
 {
-    struct asyncore__tls *t = d->tls;
+    struct asyncore__tls *t = d->ext->tls;
 
     if (flush_pending(t) == 0 || errno == EAGAIN)
         return 0;
@@ -512,7 +512,7 @@ static int flush_from_event(asyncore_dispatcher *d)
 
 short asyncore__tls_event(asyncore_dispatcher *d, short what)
 {
-    struct asyncore__tls *t = d->tls;
+    struct asyncore__tls *t = d->ext->tls;
     short ww = t->write_want, out = 0;
 
     if (!d->connected) {
@@ -554,7 +554,7 @@ static void drop_ssl(struct asyncore__tls *t)
 /* One attempt, no waiting: what is still owed, then close_notify. */
 void asyncore__tls_close(asyncore_dispatcher *d)
 {
-    struct asyncore__tls *t = d->tls;
+    struct asyncore__tls *t = d->ext->tls;
 
     if (t->ssl == NULL)
         return;
@@ -568,9 +568,9 @@ void asyncore__tls_close(asyncore_dispatcher *d)
 
 void asyncore__tls_free(asyncore_dispatcher *d)
 {
-    drop_ssl(d->tls);
-    free(d->tls);
-    d->tls = NULL;
+    drop_ssl(d->ext->tls);
+    free(d->ext->tls);
+    d->ext->tls = NULL;
 }
 
 /* ---- contexts ------------------------------------------------------------- */
@@ -747,7 +747,7 @@ static int check_start(asyncore_dispatcher *d, asyncore_tls_context *ctx,
         errno = EINVAL;
         return -1;
     }
-    if (d->tls != NULL) {
+    if (ASYNCORE__EXT(d, tls) != NULL) {
         errno = EALREADY;
         return -1;
     }
@@ -776,7 +776,7 @@ static int start(asyncore_dispatcher *d, asyncore_tls_context *ctx,
 {
     struct asyncore__tls *t;
 
-    if (check_start(d, ctx, server) < 0)
+    if (check_start(d, ctx, server) < 0 || asyncore__ext(d) == NULL)
         return -1;
     if (!server && host == NULL &&
         (SSL_CTX_get_verify_mode(ctx->ctx) & SSL_VERIFY_PEER)) {
@@ -801,11 +801,11 @@ static int start(asyncore_dispatcher *d, asyncore_tls_context *ctx,
         SSL_set_accept_state(t->ssl);
     else
         SSL_set_connect_state(t->ssl);
-    d->tls = t;
+    d->ext->tls = t;
     /* A connected socket starts its handshake now; either way the
      * interest becomes the transport's. */
     if (begin_if_connected(d) < 0) {
-        d->tls = NULL;
+        d->ext->tls = NULL;
         drop_ssl(t);
         free(t);
         errno = ENOMEM;
@@ -832,19 +832,19 @@ int asyncore_tls_start_server(asyncore_dispatcher *d, asyncore_tls_context *ctx)
 
 const char *asyncore_tls_last_error(const asyncore_dispatcher *d)
 {
-    if (d == NULL || d->tls == NULL || d->tls->reason[0] == '\0')
+    if (d == NULL || ASYNCORE__EXT(d, tls) == NULL || d->ext->tls->reason[0] == '\0')
         return NULL;
-    return d->tls->reason;
+    return d->ext->tls->reason;
 }
 
 int asyncore_tls_truncated(const asyncore_dispatcher *d)
 {
-    return d != NULL && d->tls != NULL && d->tls->truncated;
+    return d != NULL && ASYNCORE__EXT(d, tls) != NULL && d->ext->tls->truncated;
 }
 
 struct ssl_st *asyncore_tls_ssl(const asyncore_dispatcher *d)
 {
-    if (d == NULL || d->tls == NULL)
+    if (d == NULL || ASYNCORE__EXT(d, tls) == NULL)
         return NULL;
-    return d->tls->ssl;
+    return d->ext->tls->ssl;
 }
