@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 #include <event2/event.h>
 
@@ -25,15 +26,14 @@ struct asyncore_dispatcher {
     const asyncore_handlers *defaults; /* the class's, may be NULL */
     void *user_data;
     struct evbuffer *out;              /* dispatcher_with_send's queue */
-    struct sockaddr *addr;             /* asyncore's addr, malloc'd */
     TAILQ_ENTRY(asyncore_dispatcher) link; /* in map->dispatchers while open */
-    socklen_t addrlen;
     int fd;
     int refs;           /* the map's (until close), hooks', holders' */
     int last_error;
     int family;
     short armed;        /* EV_READ|EV_WRITE currently added to libevent */
     unsigned char ignore_log;
+    unsigned char addrlen; /* of asyncore's addr, 0 for none; <= 128 */
     unsigned connected : 1;
     unsigned accepting : 1;
     unsigned connecting : 1;
@@ -52,6 +52,13 @@ struct asyncore_dispatcher {
      * them needs it, so a plain connection pays one pointer for it all and
      * the hot path tests just that pointer. */
     struct asyncore__ext *ext;
+    /* asyncore's addr (asyncore__addr): an IPv4 one (or shorter) in place,
+     * a longer one in a block of its own -- a separate allocation per
+     * accepted connection would cost a heap chunk of its own. */
+    union {
+        struct sockaddr_in in;
+        struct sockaddr *heap;
+    } addr;
     /* The struct event (event_get_struct_event_size() bytes), then the
      * inline area, follow in the same allocation. */
 };
@@ -132,6 +139,16 @@ void asyncore__drop_socket(asyncore_dispatcher *d);
 int asyncore__set_addr(asyncore_dispatcher *d, const struct sockaddr *sa,
                        socklen_t len);
 struct asyncore__ext *asyncore__ext(asyncore_dispatcher *d);
+
+/* asyncore's addr, or NULL: where asyncore__set_addr() put it. */
+static inline const struct sockaddr *asyncore__addr(const asyncore_dispatcher *d)
+{
+    if (d->addrlen == 0)
+        return NULL;
+    if (d->addrlen > sizeof(d->addr.in))
+        return d->addr.heap;
+    return (const struct sockaddr *)&d->addr.in;
+}
 
 /* Common argument check of methods: 0, or -1 with EINVAL/EBADF.  Inline:
  * asyncore_send() and asyncore_recv() run it on every round trip. */

@@ -114,22 +114,36 @@ void asyncore__drop_socket(asyncore_dispatcher *d)
     d->connecting = 0;
 }
 
+/* d->addrlen is an unsigned char. */
+typedef char asyncore__addrlen_fits[sizeof(struct sockaddr_storage) <= 255 ? 1 : -1];
+
+/* An address longer than the in-place one has a block of its own. */
+static void addr_free(asyncore_dispatcher *d)
+{
+    if (d->addrlen > sizeof(d->addr.in))
+        free(d->addr.heap);
+    d->addrlen = 0;
+}
+
 int asyncore__set_addr(asyncore_dispatcher *d, const struct sockaddr *sa,
                        socklen_t len)
 {
-    struct sockaddr *copy;
+    struct sockaddr *heap = NULL;
 
     if (len == 0 || len > sizeof(struct sockaddr_storage)) {
         errno = EINVAL;
         return -1;
     }
-    copy = malloc(len);
-    if (copy == NULL)
+    if (len > sizeof(d->addr.in) && (heap = malloc(len)) == NULL)
         return -1;
-    memcpy(copy, sa, len);
-    free(d->addr);
-    d->addr = copy;
-    d->addrlen = len;
+    addr_free(d);
+    if (heap != NULL) {
+        memcpy(heap, sa, len);
+        d->addr.heap = heap;
+    } else {
+        memcpy(&d->addr.in, sa, len);
+    }
+    d->addrlen = (unsigned char)len;
     return 0;
 }
 
@@ -488,7 +502,7 @@ void asyncore__destroy(asyncore_dispatcher *d)
     if (ASYNCORE__EXT(d, tls) != NULL) /* tls.c: kept for tls_last_error */
         asyncore__tls_free(d);
     free(d->ext);
-    free(d->addr);
+    addr_free(d);
     free(d);
 }
 
@@ -553,14 +567,14 @@ int asyncore_dispatcher_family(const asyncore_dispatcher *d)
 const struct sockaddr *asyncore_dispatcher_addr(asyncore_dispatcher *d,
                                                 socklen_t *len)
 {
-    if (d == NULL || d->addr == NULL) {
+    if (d == NULL || d->addrlen == 0) {
         if (len != NULL)
             *len = 0;
         return NULL;
     }
     if (len != NULL)
         *len = d->addrlen;
-    return d->addr;
+    return asyncore__addr(d);
 }
 
 asyncore_map *asyncore_dispatcher_map(const asyncore_dispatcher *d)

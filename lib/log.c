@@ -108,9 +108,9 @@ int asyncore_dispatcher_repr(asyncore_dispatcher *d, char *buf, size_t size)
         state = " connecting";
     else if (d->closed)
         state = " closed";
-    if (d->addr != NULL) {
+    if (d->addrlen != 0) {
         addr[0] = ' ';
-        format_addr(d->addr, d->addrlen, addr + 1, sizeof(addr) - 1);
+        format_addr(asyncore__addr(d), d->addrlen, addr + 1, sizeof(addr) - 1);
     }
     return snprintf(buf, size, "<dispatcher%s%s fd=%d at %p>", state, addr,
                     d->fd, (void *)d);
