@@ -617,6 +617,41 @@ START_TEST(set_nodelay_sets_tcp_nodelay_on_tcp_only)
 }
 END_TEST
 
+/* ---- asyncore's addr ------------------------------------------------------ */
+
+/* Each family's address is kept whole (IPv4 ones in the dispatcher, longer
+ * ones apart), and a later bind or connect replaces the earlier one. */
+START_TEST(addr_is_the_address_last_given_to_bind_or_connect)
+{
+    struct sockaddr_storage ss, local;
+    socklen_t len, local_len, alen = 0;
+    const struct sockaddr *addr;
+    asyncore_dispatcher *c;
+    FAMILY_OR_SKIP();
+
+    server_child = &idle_handlers;
+    th_listener(th_map, family, &server_handlers, NULL, &ss, &len);
+    local_len = th_loopback(family, &local);
+    c = asyncore_dispatcher_new(th_map, &quiet_client, NULL);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(asyncore_create_socket(c, family, SOCK_STREAM), 0);
+    ck_assert_ptr_null(asyncore_dispatcher_addr(c, &alen));
+    ck_assert_int_eq(alen, 0);
+
+    ck_assert_int_eq(asyncore_bind(c, (struct sockaddr *)&local, local_len), 0);
+    addr = asyncore_dispatcher_addr(c, &alen);
+    ck_assert_ptr_nonnull(addr);
+    ck_assert_int_eq(alen, local_len);
+    ck_assert_int_eq(memcmp(addr, &local, local_len), 0);
+
+    ck_assert_int_eq(asyncore_connect(c, (struct sockaddr *)&ss, len), 0);
+    addr = asyncore_dispatcher_addr(c, &alen);
+    ck_assert_ptr_nonnull(addr);
+    ck_assert_int_eq(alen, len);
+    ck_assert_int_eq(memcmp(addr, &ss, len), 0);
+}
+END_TEST
+
 static Suite *dispatcher_suite(void)
 {
     Suite *s = suite_create("dispatcher");
@@ -644,6 +679,8 @@ static Suite *dispatcher_suite(void)
     tcase_add_loop_test(tc, bind_to_a_port_in_use_fails_with_eaddrinuse, 0,
                         TH_NFAMILIES);
     tcase_add_loop_test(tc, set_reuse_addr_sets_so_reuseaddr, 0, TH_NFAMILIES);
+    tcase_add_loop_test(tc, addr_is_the_address_last_given_to_bind_or_connect, 0,
+                        TH_NFAMILIES);
     tcase_add_loop_test(tc, quick_connect_and_reset_leaves_the_server_serving, 0,
                         TH_NFAMILIES);
     tcase_add_loop_test(tc, set_nodelay_sets_tcp_nodelay_on_tcp_only, 0,
