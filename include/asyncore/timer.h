@@ -120,7 +120,8 @@ ASYNCORE_API int asyncore_timer_set_free(asyncore_timer *t,
  * handle_connect never runs for that attempt; if handle_error leaves @d
  * open (the default closes it), the attempt's socket is closed and @d stays
  * open without one, so that it can try again (asyncore_create_socket(),
- * asyncore_connect()).  Returns 0, or -1 with errno EINVAL (@d NULL,
+ * asyncore_connect()) -- except over TLS, whose timed-out transport is
+ * spent (tls.h).  Returns 0, or -1 with errno EINVAL (@d NULL,
  * @seconds negative or NaN), EBADF (closed) or ENOMEM.  Safe inside hooks.
  */
 ASYNCORE_API int asyncore_set_connect_timeout(asyncore_dispatcher *d,
