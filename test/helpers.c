@@ -247,3 +247,35 @@ int th_run_suite(Suite *s)
     srunner_free(sr);
     return failed == 0 ? 0 : 1;
 }
+
+/* A TCP socket bound to @ip:@port and not listening: connecting to it is
+ * refused.  Returns -1 if the address is taken. */
+int th_refuser(const char *ip, unsigned port)
+{
+    struct sockaddr_storage ss = { 0 };
+    socklen_t len;
+    int fd;
+
+    if (strchr(ip, ':') != NULL) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        ck_assert_int_eq(inet_pton(AF_INET6, ip, &in6->sin6_addr), 1);
+        len = sizeof(*in6);
+    } else {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        ck_assert_int_eq(inet_pton(AF_INET, ip, &in->sin_addr), 1);
+        len = sizeof(*in);
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}

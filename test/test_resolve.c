@@ -300,38 +300,6 @@ static asyncore_dispatcher *listener(int family, unsigned *port)
     return l;
 }
 
-/* A TCP socket bound to @ip:@port and not listening: connecting to it is
- * refused.  Returns -1 if the address is taken. */
-static int refuser(const char *ip, unsigned port)
-{
-    struct sockaddr_storage ss = { 0 };
-    socklen_t len;
-    int fd;
-
-    if (strchr(ip, ':') != NULL) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        ck_assert_int_eq(inet_pton(AF_INET6, ip, &in6->sin6_addr), 1);
-        len = sizeof(*in6);
-    } else {
-        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-
-        in->sin_family = AF_INET;
-        in->sin_port = htons((uint16_t)port);
-        ck_assert_int_eq(inet_pton(AF_INET, ip, &in->sin_addr), 1);
-        len = sizeof(*in);
-    }
-    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 static unsigned bound_port(int fd)
 {
     struct sockaddr_storage ss;
@@ -448,7 +416,7 @@ START_TEST(a_refused_address_moves_on_to_the_next_one)
     responder_start(asyncore_map_base(th_map), table, 0);
     use_responder(th_map, "5");
     l = listener(AF_INET, &port);
-    refused = refuser("127.0.0.2", port); /* two.test's first address */
+    refused = th_refuser("127.0.0.2", port); /* two.test's first address */
     ck_assert_int_ge(refused, 0);
     d = new_client(th_map, &c);
     ck_assert_int_eq(asyncore_connect_host(d, "two.test", port), 0);
@@ -507,7 +475,7 @@ START_TEST(the_other_family_is_tried_after_a_refusal)
         if (l != NULL)
             asyncore_close(l);
         l = listener(second, &port);
-        refused = refuser(first_ip, port);
+        refused = th_refuser(first_ip, port);
     }
     ck_assert_int_ge(refused, 0);
 
@@ -536,10 +504,10 @@ START_TEST(every_address_refused_is_a_connect_error_with_the_last_errno)
 
     responder_start(asyncore_map_base(th_map), table, 0);
     use_responder(th_map, "5");
-    r2 = refuser("127.0.0.2", 0);
+    r2 = th_refuser("127.0.0.2", 0);
     ck_assert_int_ge(r2, 0);
     port = bound_port(r2);
-    r3 = refuser("127.0.0.3", port);
+    r3 = th_refuser("127.0.0.3", port);
     ck_assert_int_ge(r3, 0);
     d = new_client(th_map, &c);
     ck_assert_int_eq(asyncore_connect_host(d, "dead.test", port), 0);

@@ -1290,35 +1290,6 @@ static int first_family(struct evdns_base *dns, const char *name)
     return family;
 }
 
-/* A socket bound to @family's loopback at @port that never listens: a
- * connect there is refused for as long as it is open.  -1 if the port is
- * taken on that family. */
-static int refuser(int family, unsigned port)
-{
-    struct sockaddr_storage ss = { 0 };
-    socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                       : sizeof(struct sockaddr_in);
-    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd < 0)
-        return -1;
-    ss.ss_family = (sa_family_t)family;
-    if (family == AF_INET6) {
-        ((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
-        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-    } else {
-        ((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-    }
-    if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
-        /* The port is the other family's listener's: on this family some
-         * other socket (a client's local port, say) may hold it. */
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* Held @d closed, and the server's side of it done. */
 static asyncore_dispatcher *held;
 
@@ -1366,7 +1337,7 @@ START_TEST(connect_by_name_moves_past_a_refused_address)
         port = ntohs(s.ss.ss_family == AF_INET6
                          ? ((struct sockaddr_in6 *)&s.ss)->sin6_port
                          : ((struct sockaddr_in *)&s.ss)->sin_port);
-        if ((refused = refuser(first, port)) >= 0)
+        if ((refused = th_refuser(first == AF_INET6 ? "::1" : "127.0.0.1", port)) >= 0)
             break;
         ck_assert_int_lt(tries, 20); /* a free port pair comes soon */
         ck_assert_int_eq(asyncore_close(l), 0);
