@@ -595,8 +595,9 @@ static void conn_found(asyncore_dispatcher *d)
     c->line_len = 0;
 }
 
-/* The request goes out as soon as the connection (and TLS) is up: it is
- * queued in the channel already. */
+/* Nothing to do: the request is queued in the channel already and goes out
+ * once the connection (and TLS) is up.  Defined only because asyncore's
+ * default handle_connect logs "unhandled connect event". */
 static void conn_connected(asyncore_dispatcher *d)
 {
     (void)d;
