@@ -17,6 +17,17 @@
 
 #include "asyncore.h"
 
+/* The hot path of a dispatch is a handful of tests; the compiler must not
+ * fold the rare paths into it (their register saves would cost every
+ * dispatch) nor keep its small steps out of line. */
+#if defined(__GNUC__)
+#define ASYNCORE__NOINLINE __attribute__((noinline))
+#define ASYNCORE__ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ASYNCORE__NOINLINE
+#define ASYNCORE__ALWAYS_INLINE inline
+#endif
+
 /* How a dispatcher moves bytes: sockets use recv/send, files read/write. */
 enum asyncore__io_kind { ASYNCORE__IO_SOCKET = 0, ASYNCORE__IO_FILE = 1 };
 
@@ -48,6 +59,12 @@ struct asyncore_dispatcher {
      * and fixed at creation (dispatcher.h), so this is decided once, and a
      * dispatch skips urgent.c entirely for the usual dispatcher without. */
     unsigned expt_hook : 1;
+    /* events.c: readable() is asyncore's (always true), and how writable()
+     * is answered -- decided once, like expt_hook, so that the question
+     * asked after every dispatch costs no call when the answer is known. */
+    unsigned readable_true : 1;
+    unsigned writable_true : 1;   /* asyncore's default writable() */
+    unsigned writable_queued : 1; /* dispatcher_with_send's */
     /* What few dispatchers use, in a block of its own: NULL until one of
      * them needs it, so a plain connection pays one pointer for it all and
      * the hot path tests just that pointer. */
@@ -186,6 +203,7 @@ void asyncore__event_cb(evutil_socket_t fd, short what, void *arg);
 void asyncore__interest_update(asyncore_dispatcher *d);
 void asyncore__interest_disarm(asyncore_dispatcher *d);
 void asyncore__connect_event(asyncore_dispatcher *d);
+void asyncore__predicates_resolve(asyncore_dispatcher *d);
 
 /* Hook lookup: handlers, then the class's defaults, then asyncore's. */
 #define ASYNCORE__HOOK(d, name)                                            \
@@ -211,10 +229,6 @@ int asyncore__is_disconnect(int err);
 
 /* dispatcher.c: send without the buffered layer, the failure half. */
 ssize_t asyncore__send_failed(asyncore_dispatcher *d);
-
-/* send.c */
-ssize_t asyncore__send_buffered(asyncore_dispatcher *d, const void *buf,
-                                size_t len);
 
 /* log.c */
 void asyncore__log(const asyncore_dispatcher *d, asyncore_log_type type,

@@ -71,6 +71,7 @@ asyncore_dispatcher *asyncore_dispatcher_new_ex(asyncore_map *map,
     d->has_area = area_size != 0;
     d->expt_hook = handlers->handle_expt != NULL ||
                    (defaults != NULL && defaults->handle_expt != NULL);
+    asyncore__predicates_resolve(d);
     asyncore__map_attach(map, d);
     return d;
 }
@@ -421,23 +422,9 @@ ssize_t asyncore__send_failed(asyncore_dispatcher *d)
     return -1;
 }
 
-ssize_t asyncore_recv(asyncore_dispatcher *d, void *buf, size_t len)
+/* The rest of asyncore_recv(): what a transfer of @n (0 or -1) means. */
+static ASYNCORE__NOINLINE ssize_t recv_failed(asyncore_dispatcher *d, ssize_t n)
 {
-    ssize_t n;
-
-    if (asyncore__check(d) < 0)
-        return -1;
-    if (buf == NULL || len == 0) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (d->fd < 0) {
-        errno = ENOTSOCK;
-        return -1;
-    }
-    n = asyncore__raw_recv(d, buf, len);
-    if (n > 0)
-        return n;
     if (n == 0) {
         /* A closed connection reads as readable with nothing to read. */
         asyncore_handle_close(d);
@@ -455,6 +442,24 @@ ssize_t asyncore_recv(asyncore_dispatcher *d, void *buf, size_t len)
     asyncore_handle_error(d, d->last_error, "recv");
     errno = d->last_error;
     return -1;
+}
+
+ssize_t asyncore_recv(asyncore_dispatcher *d, void *buf, size_t len)
+{
+    ssize_t n;
+
+    if (asyncore__check(d) < 0)
+        return -1;
+    if (buf == NULL || len == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (d->fd < 0) {
+        errno = ENOTSOCK;
+        return -1;
+    }
+    n = asyncore__raw_recv(d, buf, len);
+    return n > 0 ? n : recv_failed(d, n);
 }
 
 /*

@@ -14,8 +14,6 @@
 
 #include "asyncore-internal.h"
 
-static void interest_update_held(asyncore_dispatcher *d);
-
 /*
  * A connect finished (write or read readiness while connecting).  The
  * socket's pending error decides: an error goes to handle_error and
@@ -103,6 +101,93 @@ static void write_event(asyncore_dispatcher *d)
 }
 
 /*
+ * Decided once at creation, like expt_hook (the tables are fixed then):
+ * asyncore's default predicates and dispatcher_with_send's writable() have
+ * no side effect, so they are answered without the call -- the same answer
+ * for an open dispatcher, which is when they are asked.
+ */
+void asyncore__predicates_resolve(asyncore_dispatcher *d)
+{
+    int (*writable)(asyncore_dispatcher *) = ASYNCORE__HOOK(d, writable);
+
+    d->readable_true = ASYNCORE__HOOK(d, readable) == asyncore_default_readable;
+    d->writable_true = writable == asyncore_default_writable;
+    d->writable_queued = writable == asyncore_with_send_writable;
+}
+
+static inline int ask_readable(asyncore_dispatcher *d)
+{
+    return d->readable_true || ASYNCORE__HOOK(d, readable)(d);
+}
+
+static inline int ask_writable(asyncore_dispatcher *d)
+{
+    if (d->writable_queued)
+        return !d->connected ||
+               (d->out != NULL && evbuffer_get_length(d->out) > 0);
+    return d->writable_true || ASYNCORE__HOOK(d, writable)(d);
+}
+
+/* What the rare block changes: a listener out of descriptors waits for its
+ * back-off timer instead of being told again and again that it can accept
+ * (defaults.c); TLS adds what OpenSSL needs the socket for (tls.c). */
+static ASYNCORE__NOINLINE short ext_interest(asyncore_dispatcher *d, short want)
+{
+    if (d->ext->accept_paused)
+        want &= ~EV_READ;
+    if (d->ext->tls != NULL && !d->closed)
+        want = asyncore__tls_interest(d, want);
+    return want;
+}
+
+/* The predicates' answer as libevent interest; 0 once one of them closed. */
+static inline short wanted_events(asyncore_dispatcher *d)
+{
+    short want = ask_readable(d) ? EV_READ : 0;
+
+    if (d->closed)
+        return 0;
+    /* Listeners never ask for write interest (asyncore's poll does not). */
+    if (!d->accepting && ask_writable(d))
+        want |= EV_WRITE;
+    if (d->ext != NULL)
+        want = ext_interest(d, want);
+    return want;
+}
+
+static ASYNCORE__NOINLINE void interest_change(asyncore_dispatcher *d,
+                                                short want);
+
+/*
+ * Ask the predicates and touch libevent only if the answer changed: a
+ * steady connection must cost no epoll_ctl() per dispatch.
+ */
+static ASYNCORE__ALWAYS_INLINE void interest_update_held(asyncore_dispatcher *d)
+{
+    short want = wanted_events(d);
+
+    if (d->closed)
+        return;
+    /* urgent.c has nothing to do for a dispatcher without handle_expt
+     * that is not watched: the common case costs no call. */
+    if (d->expt_hook || d->urgent_watched)
+        asyncore__urgent_update(d, (want & EV_READ) != 0);
+    if (want != d->armed)
+        interest_change(d, want);
+}
+
+/* tls.c takes the readiness it needs (handshake, its pending output) and
+ * says which hooks the rest stands for; timeout.c notes the activity. */
+static ASYNCORE__NOINLINE short ext_event(asyncore_dispatcher *d, short what)
+{
+    if (d->ext->tls != NULL)
+        what = asyncore__tls_event(d, what);
+    if (d->ext->timeouts != NULL) /* a timestamp, no timer */
+        asyncore__timeout_activity(d);
+    return what;
+}
+
+/*
  * The one libevent callback of every dispatcher.  A reference is held for
  * the whole dispatch so that a hook may close (and so release) the
  * dispatcher without the memory going away under us.
@@ -113,14 +198,8 @@ void asyncore__event_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     asyncore__hold(d);
-    /* tls.c: the transport takes the readiness it needs (handshake, its
-     * pending output) and says which hooks the rest stands for. */
-    if (d->ext != NULL) {
-        if (d->ext->tls != NULL)
-            what = asyncore__tls_event(d, what);
-        if (d->ext->timeouts != NULL) /* timeout.c: a timestamp, no timer */
-            asyncore__timeout_activity(d);
-    }
+    if (d->ext != NULL)
+        what = ext_event(d, what);
     if (what & EV_READ)
         read_event(d);
     if ((what & EV_WRITE) && !d->closed)
@@ -129,43 +208,6 @@ void asyncore__event_cb(evutil_socket_t fd, short what, void *arg)
     if (!d->closed && d->fd >= 0)
         interest_update_held(d);
     asyncore__release(d);
-}
-
-/*
- * writable(), asked after every dispatch.  dispatcher_with_send's own
- * predicate, inherited by most buffered dispatchers, is answered here
- * without the call: the same answer (the dispatcher is open here), no side
- * effect either way.
- */
-static int ask_writable(asyncore_dispatcher *d)
-{
-    int (*writable)(asyncore_dispatcher *) = ASYNCORE__HOOK(d, writable);
-
-    if (writable == asyncore_with_send_writable)
-        return !d->connected ||
-               (d->out != NULL && evbuffer_get_length(d->out) > 0);
-    return writable(d);
-}
-
-static short wanted_events(asyncore_dispatcher *d)
-{
-    short want = 0;
-
-    if (ASYNCORE__HOOK(d, readable)(d))
-        want |= EV_READ;
-    if (d->closed)
-        return 0;
-    /* defaults.c: a listener out of descriptors waits for its back-off
-     * timer instead of being told again and again that it can accept. */
-    if (d->ext != NULL && d->ext->accept_paused)
-        want &= ~EV_READ;
-    /* Listeners never ask for write interest (asyncore's poll does not). */
-    if (!d->accepting && ask_writable(d))
-        want |= EV_WRITE;
-    /* tls.c: what OpenSSL needs the socket for, on the user's behalf. */
-    if (ASYNCORE__EXT(d, tls) != NULL && !d->closed)
-        want = asyncore__tls_interest(d, want);
-    return want;
 }
 
 /*
@@ -260,23 +302,10 @@ static void arm(asyncore_dispatcher *d, short want)
     set_armed(d, want);
 }
 
-/*
- * Ask the predicates and touch libevent only if the answer changed: a
- * steady connection must cost no epoll_ctl() per dispatch.
- */
-static void interest_update_held(asyncore_dispatcher *d)
+/* The interest changed: arm the new set (the rare path of a dispatch). */
+static ASYNCORE__NOINLINE void interest_change(asyncore_dispatcher *d,
+                                                short want)
 {
-    short want;
-
-    want = wanted_events(d);
-    if (d->closed)
-        return;
-    /* urgent.c has nothing to do for a dispatcher without handle_expt
-     * that is not watched: the common case costs no call. */
-    if (d->expt_hook || d->urgent_watched)
-        asyncore__urgent_update(d, (want & EV_READ) != 0);
-    if (want == d->armed)
-        return;
     if (d->always_ready)
         arm_always_ready(d, want);
     else

@@ -76,10 +76,11 @@ ssize_t asyncore_initiate_send(asyncore_dispatcher *d)
 /*
  * asyncore's send() appends and calls initiate_send().  With nothing queued
  * we try the caller's bytes first and copy only what the socket refused:
- * the common case then copies nothing.
+ * the common case then copies nothing.  Only a failed transfer runs hooks
+ * (asyncore__send_failed), so only that path holds the dispatcher.
  */
-ssize_t asyncore__send_buffered(asyncore_dispatcher *d, const void *buf,
-                                size_t len)
+static ssize_t send_buffered(asyncore_dispatcher *d, const void *buf,
+                             size_t len)
 {
     ssize_t n = 0;
 
@@ -87,15 +88,19 @@ ssize_t asyncore__send_buffered(asyncore_dispatcher *d, const void *buf,
         return 0;
     if (queued(d) == 0 && d->connected && d->fd >= 0) {
         size_t first = len < ASYNCORE_SEND_CHUNK ? len : ASYNCORE_SEND_CHUNK;
-        asyncore__hold(d);
-        n = asyncore__send_plain(d, buf, first);
-        if (d->closed || n < 0) {
+
+        n = asyncore__raw_send(d, buf, first);
+        if (n >= 0 && (size_t)n == len)
+            return n;
+        if (n < 0) {
+            asyncore__hold(d);
+            n = asyncore__send_failed(d);
+            if (d->closed || n < 0) {
+                asyncore__release(d);
+                return n < 0 ? -1 : (ssize_t)len;
+            }
             asyncore__release(d);
-            return n < 0 ? -1 : (ssize_t)len;
         }
-        asyncore__release(d);
-        if ((size_t)n == len)
-            return (ssize_t)len;
     }
     if (d->out == NULL && (d->out = evbuffer_new()) == NULL) {
         errno = ENOMEM;
@@ -129,6 +134,6 @@ ssize_t asyncore_send(asyncore_dispatcher *d, const void *buf, size_t len)
         return -1;
     }
     if (d->buffered)
-        return asyncore__send_buffered(d, buf, len);
+        return send_buffered(d, buf, len);
     return asyncore__send_plain(d, buf, len);
 }

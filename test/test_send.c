@@ -387,6 +387,82 @@ START_TEST(a_handle_write_override_calling_its_parent_still_flushes)
 }
 END_TEST
 
+/* ---- predicates over the inherited ones ------------------------------------ */
+
+static int asked;
+
+static int never_counted(asyncore_dispatcher *d)
+{
+    (void)d;
+    asked++;
+    return 0;
+}
+
+static const asyncore_handlers writable_override = {
+    .handle_write = measured_write,
+    .readable = never,
+    .writable = never_counted,
+};
+
+/* The library answers dispatcher_with_send's writable() itself; a
+ * subclass's own writable() must still be the one asked, and obeyed. */
+START_TEST(a_writable_override_on_with_send_is_asked_and_obeyed)
+{
+    struct probe p = { 0 };
+    asyncore_dispatcher *d;
+    unsigned char *data = pattern_buf(BIG);
+    size_t got = 0, stuck;
+    int peer;
+
+    asked = 0;
+    d = with_send_pair(AF_UNIX, &writable_override, &p, &peer);
+    ck_assert_int_eq(asyncore_send(d, data, BIG), (ssize_t)BIG);
+    free(data);
+    stuck = asyncore_send_pending(d);
+    ck_assert_uint_gt(stuck, 0);
+    ck_assert_int_gt(asked, 0);
+    /* The peer drains what it got; no handle_write may refill it. */
+    while (read_pattern(peer, &got, 65536) > 0)
+        ;
+    th_loop_for(th_map, 0.1);
+    ck_assert_int_eq(p.writes, 0);
+    ck_assert_uint_eq(asyncore_send_pending(d), stuck);
+    close(peer);
+}
+END_TEST
+
+/* The inherited predicates named explicitly act exactly as inherited. */
+static const asyncore_handlers explicit_defaults = {
+    .handle_write = measured_write,
+    .readable = asyncore_default_readable,
+    .writable = asyncore_with_send_writable,
+};
+
+START_TEST(with_send_predicates_named_explicitly_flush_as_inherited_ones)
+{
+    struct probe p = { 0 };
+    asyncore_dispatcher *d;
+    unsigned char *data = pattern_buf(BIG);
+    size_t got = 0;
+    int peer;
+    double end;
+
+    d = with_send_pair(AF_UNIX, &explicit_defaults, &p, &peer);
+    ck_assert_int_eq(asyncore_send(d, data, BIG), (ssize_t)BIG);
+    free(data);
+    end = th_now() + 20.0;
+    while (got < BIG && th_now() < end) {
+        ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
+        while (read_pattern(peer, &got, 65536) > 0)
+            ;
+    }
+    ck_assert_uint_eq(got, BIG);
+    ck_assert_int_gt(p.writes, 0);
+    ck_assert_uint_eq(asyncore_send_pending(d), 0);
+    close(peer);
+}
+END_TEST
+
 /* ---- not a dispatcher_with_send ------------------------------------------------- */
 
 static const asyncore_handlers plain = {
@@ -474,6 +550,8 @@ static Suite *send_suite(void)
                         0, TH_NFAMILIES);
     tcase_add_test(tc, each_handle_write_sends_at_most_one_chunk);
     tcase_add_test(tc, a_handle_write_override_calling_its_parent_still_flushes);
+    tcase_add_test(tc, a_writable_override_on_with_send_is_asked_and_obeyed);
+    tcase_add_test(tc, with_send_predicates_named_explicitly_flush_as_inherited_ones);
     tcase_add_test(tc, initiate_send_on_a_plain_dispatcher_fails_with_einval);
     tcase_add_loop_test(tc, a_reset_peer_closes_once_and_discards_the_queue, 0,
                         TH_NFAMILIES);
