@@ -1,7 +1,7 @@
 /*
  * http_server.c -- serve the files under a directory over HTTP/1.1.
  *
- *   http_server [-b ADDR] [-p PORT] [-r ROOT]
+ *   http_server [-b ADDR] [-p PORT] [-r ROOT] [-t SECONDS]
  *
  * A small static file server in the medusa tradition: a listening
  * dispatcher hands each connection to an async_chat channel, and the
@@ -25,6 +25,12 @@
  * file is opened relative to ROOT with symlinks resolved beneath it
  * (openat2 RESOLVE_BENEATH); a path the kernel will not resolve that way
  * is checked as before, by its real path.
+ *
+ * A connection that makes no progress for -t SECONDS, in either direction,
+ * is closed by the library's idle timeout: a client silent between
+ * requests, and one that stopped reading a large answer, whose send then
+ * waits.  A client dripping a header byte now and then is never idle: a
+ * request header must also be complete SECONDS after it began to arrive.
  *
  * Exit status: 0 after SIGINT or SIGTERM, 1 on a runtime failure, 2 on bad
  * usage.
@@ -70,7 +76,8 @@
 #define QUEUE_LIMIT_ENTRIES 16
 #define QUEUE_LIMIT_BYTES (256 * 1024)
 
-/* Seconds a request header may take to arrive in full (slowloris). */
+/* Seconds a connection may make no progress, and a request header may take
+ * to arrive in full once it has begun (slowloris). */
 #define DEFAULT_TIMEOUT 30.0
 
 static struct {
@@ -320,24 +327,40 @@ struct client {
     int has_host, close_tok, keep_alive_tok, te;
     int64_t length;           /* Content-Length, -1 if none */
     int peer_closed;          /* EOF seen while answers were queued */
-    asyncore_timer *deadline; /* the request header's, while one is awaited */
+    int partial;              /* part of a request has arrived, not all */
+    asyncore_timer *deadline; /* the partial request header's */
 };
+
+/* Are so many answers queued that we stop reading (see client_readable)? */
+static int backlogged(asyncore_dispatcher *d)
+{
+    size_t bytes;
+    int entries = asyncore_chat_queued(d, &bytes);
+
+    return entries >= QUEUE_LIMIT_ENTRIES || bytes >= QUEUE_LIMIT_BYTES;
+}
 
 /*
  * Slowloris: a client that drips a header byte now and then is never idle,
- * so an idle timeout would not catch it.  Instead every request header must
- * be complete within opt.timeout seconds of being awaited.
+ * so the idle timeout (server_accepted) would not catch it.  Instead a
+ * request header must be complete within opt.timeout seconds of its first
+ * bytes.  While we do not read because too many answers are queued, the
+ * rest of it may be waiting in the kernel: that is not the client's delay,
+ * and a client that stopped reading them is the idle timeout's to close.
  */
 static void header_late(asyncore_timer *t, void *arg)
 {
     asyncore_dispatcher *d = arg;
     struct client *c = asyncore_dispatcher_user_data(d);
 
-    (void)t;
+    if (backlogged(d) && asyncore_timer_rearm(t, opt.timeout) == 0)
+        return;
     c->deadline = NULL; /* a one-shot is released when this returns */
     asyncore_close(d);
 }
 
+/* Only a request that did not arrive whole in one read costs a timer: the
+ * common client, whose request fits in one segment, never has one. */
 static void await_header(asyncore_dispatcher *d)
 {
     struct client *c = asyncore_dispatcher_user_data(d);
@@ -347,8 +370,11 @@ static void await_header(asyncore_dispatcher *d)
                                           opt.timeout, header_late, d);
 }
 
-static void header_arrived(struct client *c)
+/* The request is read (or answered with an error): no deadline runs until
+ * the next one begins to arrive. */
+static void request_complete(struct client *c)
 {
+    c->partial = 0;
     asyncore_timer_cancel(c->deadline);
     c->deadline = NULL;
 }
@@ -521,6 +547,7 @@ static void respond(asyncore_dispatcher *d, int code, const char *type,
     }
     /* Forget the request: an error found in the next one's first line
      * must not be answered as if it were a HEAD. */
+    request_complete(c);
     free(c->target);
     c->target = NULL;
     c->head = 0;
@@ -531,7 +558,6 @@ static void respond(asyncore_dispatcher *d, int code, const char *type,
     }
     c->st = Q_LINE;
     asyncore_chat_set_terminator(d, "\r\n", 2);
-    await_header(d);
 }
 
 /* An error page.  After a malformed request we cannot tell where the next
@@ -577,7 +603,7 @@ static void headers_done(asyncore_dispatcher *d)
 {
     struct client *c = asyncore_dispatcher_user_data(d);
 
-    header_arrived(c);
+    request_complete(c);
     if (c->bad_version)
         respond_error(d, 505, 0);
     else if (c->other_method)
@@ -655,6 +681,7 @@ static void client_collect(asyncore_dispatcher *d, const void *data, size_t len)
 
     if (c->st == Q_BODY || c->st == Q_DONE)
         return;
+    c->partial = 1;
     if (len > HTTP_LINE_MAX - c->line_len) {
         respond_error(d, c->st == Q_LINE ? 414 : 431, 0);
         return;
@@ -681,6 +708,10 @@ static void client_found(asyncore_dispatcher *d)
 {
     struct client *c = asyncore_dispatcher_user_data(d);
 
+    /* Even an empty line before a request counts: a client dripping
+     * CRLFs must not hold the connection for ever either. */
+    if (c->st == Q_LINE || c->st == Q_HEADER)
+        c->partial = 1;
     switch (c->st) {
     case Q_LINE:
         request_line(d);
@@ -708,13 +739,30 @@ static void client_found(asyncore_dispatcher *d)
 static int client_readable(asyncore_dispatcher *d)
 {
     struct client *c = asyncore_dispatcher_user_data(d);
-    size_t bytes;
-    int entries = asyncore_chat_queued(d, &bytes);
 
     if (c->peer_closed)
         return 0; /* EOF is not read twice */
-    return c->st == Q_DONE ||
-           (entries < QUEUE_LIMIT_ENTRIES && bytes < QUEUE_LIMIT_BYTES);
+    return c->st == Q_DONE || !backlogged(d);
+}
+
+/* The chat's read, which frames and answers every whole request that came;
+ * what is left is a request begun and not finished: its deadline starts. */
+static void client_read(asyncore_dispatcher *d)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+
+    asyncore_chat_handle_read(d);
+    if (c->partial && !asyncore_dispatcher_closed(d))
+        await_header(d);
+}
+
+/* No byte in or out for opt.timeout: a client idle between requests, or
+ * one that stopped reading its answer (our send makes no progress).  It is
+ * closed without a word, as a late header is: a busy server would
+ * otherwise log every idle keep-alive connection. */
+static void client_idle(asyncore_dispatcher *d)
+{
+    asyncore_close(d);
 }
 
 /* The peer closed, maybe only its sending side after its last request (a
@@ -740,7 +788,7 @@ static void client_destroy(asyncore_dispatcher *d)
 {
     struct client *c = asyncore_dispatcher_user_data(d);
 
-    header_arrived(c);
+    request_complete(c);
     free(c->line);
     free(c->target);
     free(c);
@@ -748,10 +796,12 @@ static void client_destroy(asyncore_dispatcher *d)
 
 static const asyncore_chat_handlers client_handlers = {
     .dispatcher = {
+        .handle_read = client_read,
         .readable = client_readable,
         .handle_close = client_close,
+        .handle_timeout = client_idle,
         .destroy = client_destroy,
-        /* handle_read, handle_write, writable: the chat class's. */
+        /* handle_write, writable: the chat class's. */
     },
     .collect_incoming_data = client_collect,
     .found_terminator = client_found,
@@ -780,7 +830,10 @@ static void server_accepted(asyncore_dispatcher *server, int fd,
      * without TCP_NODELAY the chunk would wait for the header's ACK. */
     (void)asyncore_set_nodelay(d, 1);
     asyncore_chat_set_terminator(d, "\r\n", 2);
-    await_header(d);
+    /* One timer per connection, armed once: the library only notes the
+     * time of each dispatch, so progress costs no timer operation. */
+    if (opt.timeout > 0 && asyncore_set_idle_timeout(d, opt.timeout) < 0)
+        asyncore_close(d);
 }
 
 static const asyncore_handlers server_handlers = {
@@ -843,9 +896,9 @@ static void usage(FILE *to)
             "  -b ADDR   address to listen on, IPv4 or IPv6 (default %s)\n"
             "  -p PORT   TCP port; 0 picks a free one (default %d)\n"
             "  -r ROOT   directory to serve (default: the current one)\n"
-            "  -t SECONDS  close a connection whose request header is not\n"
-            "            complete this long after it is awaited (default %g;\n"
-            "            0: never)\n"
+            "  -t SECONDS  close a connection that makes no progress for this\n"
+            "            long, or whose request header is not complete this\n"
+            "            long after it began to arrive (default %g; 0: never)\n"
             "  -h, --help  show this help\n"
             "Prints \"listening on HOST:PORT\" when ready; SIGINT or SIGTERM\n"
             "stops it.\n",
