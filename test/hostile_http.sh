@@ -29,7 +29,13 @@
 #   memory stays bounded; with $HOSTILE_IDLE_ARGS (the server's request-
 #   header deadline, default "-t 3") the slowloris connections are closed
 #   within seconds.  Afterwards the server still serves,
-#   exits 0 on SIGTERM, and no demo printed a sanitizer or valgrind report.
+#   exits 0 on SIGTERM, and no demo printed a sanitizer or valgrind report;
+#
+#   the server's idle timeout (-t 1, a server of its own): a client that
+#   asks for 16 MiB (more than the socket buffers hold) and never reads is
+#   closed within 10 s, with "Connection: close" and kept alive; so is a
+#   connection that never sends, and one left idle after an answer; and a
+#   client that reads 8 MiB slowly, for over 3 s, but steadily gets it all.
 #
 # Run by "make check" from the build directory; $HTTP_CLIENT/$HTTP_SERVER
 # override the programs and $DEMO_WRAPPER (e.g. valgrind) is put in front of
@@ -119,6 +125,10 @@ root=$tmp/root
 mkdir -p "$root"
 head -c $((1 << 20)) /dev/urandom >"$root/mib"
 printf 'hello' >"$root/good"
+# Larger than what the kernel buffers between the server and a client that
+# does not read; only their lengths matter, so they take no disk space.
+truncate -s 16M "$root/big16"
+truncate -s 8M "$root/big8"
 
 if start hostile $PEER server; then
     haddr=$addr
@@ -253,6 +263,58 @@ if start ours $WRAP "$SERVER" -p 0 -r "$root"; then
     check "server exits 0 on SIGTERM" test $status -eq 0
 else
     fail "our server starts"
+fi
+
+# ---- the server's idle timeout -------------------------------------------------
+
+# Whether the server closed a connection is seen in its /proc/PID/fd: a
+# client that does not read cannot see the close behind the data in flight.
+if [ ! -d "/proc/$$/fd" ]; then
+    skip "server idle timeout (no /proc/PID/fd)"
+elif start timeouts $WRAP "$SERVER" -p 0 -r "$root" -t 1; then
+    tpid=$pid taddr=$addr
+    # closed_after OUT: OUT says the server closed, and not at once (a
+    # timeout ran, not an error).
+    closed_after() {
+        cat "$1"
+        awk '/^closed by the server after / { ok = $6 >= 0.5 } END { exit !ok }' "$1"
+    }
+    # stalled TAG [--close]: a request for 16 MiB, nothing read; the server
+    # must close within 10 s, having sent only part of the body.
+    stalled() {
+        timeout $T $PEER stall "$taddr" --pid "$tpid" --path /big16 --within 10 $2 \
+            >"$tmp/$1.out" 2>&1
+        closed_after "$tmp/$1.out" &&
+            got=$(sed -n 's/^got \([0-9]*\) body bytes of .*/\1/p' "$tmp/$1.out") &&
+            [ -n "$got" ] && [ "$got" -lt $((16 << 20)) ]
+    }
+    # These count the server's sockets: each must begin with no connection
+    # left open, so they run before the tests that leave one to the server.
+    check "server -t 1: a client that never reads a 16 MiB answer (Connection: close) is closed" \
+        stalled stall1 --close
+    check "server -t 1: a client that never reads a 16 MiB answer (kept alive) is closed" \
+        stalled stall2
+    idle_closed() {
+        timeout $T $PEER idle "$taddr" --within 10 "$@" >"$tmp/idle.out" 2>&1
+        closed_after "$tmp/idle.out"
+    }
+    check "server -t 1: a connection that never sends is closed" idle_closed
+    check "server -t 1: a kept-alive connection idle after its answer is closed" \
+        idle_closed --path /good
+    # 128 reads of 64 KiB, 25 ms apart: over 3 s, three times the timeout,
+    # and never a second without progress.
+    slow_reader() {
+        timeout $T $PEER slowread "$taddr" --path /big8 --chunk 65536 --pause 0.025 \
+            >"$tmp/slowread.out" 2>&1
+        cat "$tmp/slowread.out"
+        grep -q "^got $((8 << 20)) body bytes of $((8 << 20)) in " "$tmp/slowread.out"
+    }
+    check "server -t 1: a client reading 8 MiB slowly but steadily gets it all" slow_reader
+    kill -TERM "$tpid"
+    finish "$tpid"
+    check "server -t 1 exits 0 on SIGTERM" test $status -eq 0
+else
+    fail "the server starts with -t 1"
 fi
 
 clean_stderr() {

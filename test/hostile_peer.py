@@ -15,10 +15,29 @@
   greedy ADDR --path P --requests N --seconds S
         pipelines N GET requests for P and never reads, for S seconds; then
         prints how many bytes it managed to send and closes.
+  stall ADDR --pid PID --path P [--close] --within S
+        asks for P (with "Connection: close" if --close) over a connection
+        with a small receive buffer, and reads nothing: the server's send
+        stalls.  Watches the sockets of the server process PID (Linux
+        /proc) and prints "closed by the server after X s" once the
+        server's socket for it is gone, or "still open after S s"; then
+        reads what arrived and prints "got N body bytes of LENGTH".
+  idle ADDR --within S [--path P]
+        connects (and with --path, asks for P and reads the whole answer
+        over a kept-alive connection), then sends nothing and prints
+        "closed by the server after X s" when the server closes, or "still
+        open after S s".
+  slowread ADDR --path P --chunk N --pause S
+        asks for P and reads the answer N bytes at a time with a pause of S
+        seconds between reads, through a small receive buffer, so that the
+        transfer outlasts a short server timeout while always progressing;
+        prints "got N body bytes of LENGTH in X s".
 
 Every wait is bounded.
 """
 import argparse
+import os
+import re
 import socket
 import sys
 import threading
@@ -175,6 +194,143 @@ def greedy(args):
     return 0
 
 
+def server_sockets(pid):
+    """How many sockets process @pid has open."""
+    n = 0
+    d = "/proc/%d/fd" % pid
+    for fd in os.listdir(d):
+        try:
+            n += os.readlink(os.path.join(d, fd)).startswith("socket:")
+        except OSError:
+            pass  # closed while we looked
+    return n
+
+
+def request(path, close=False):
+    return (b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" +
+            (b"Connection: close\r\n" if close else b"") + b"\r\n")
+
+
+def small_socket(addr, rcvbuf):
+    """A connection whose receive window stays small: what the server can
+    push into it before it stalls is bounded."""
+    host, port = parse_addr(addr)
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(30)
+    s.connect((host, port))
+    return s
+
+
+def read_answer_head(s):
+    """The response header (up to its empty line) and the body bytes that
+    came with it; the Content-Length (-1 if none)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    m = re.search(rb"\r\nContent-Length: *([0-9]+)", head, re.I)
+    return body, int(m.group(1)) if m else -1
+
+
+def drain_body(s, seconds):
+    """Read the answer until its end, EOF, a reset or @seconds of silence:
+    (body bytes got, Content-Length)."""
+    s.settimeout(seconds)
+    got, length = 0, -1
+    try:
+        body, length = read_answer_head(s)
+        got = len(body)
+        while got < length:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            got += len(chunk)
+    except OSError:
+        pass  # a reset, or silence: what arrived is the answer
+    return got, length
+
+
+def wait_for(pred, seconds):
+    end = time.monotonic() + seconds
+    while not pred():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def stall(args):
+    base = server_sockets(args.pid)
+    s = small_socket(args.addr, 16384)
+    s.sendall(request(args.path, args.close))
+    t0 = time.monotonic()
+    # The server's socket must be seen before its closing can be: it is
+    # closed a timeout after the accept at the earliest.
+    if not wait_for(lambda: server_sockets(args.pid) > base, args.within):
+        print("the server never accepted", flush=True)
+        return 1
+    if wait_for(lambda: server_sockets(args.pid) <= base, args.within):
+        print("closed by the server after %.1f s" % (time.monotonic() - t0),
+              flush=True)
+    else:
+        print("still open after %g s" % args.within, flush=True)
+    got, length = drain_body(s, args.within)
+    print("got %d body bytes of %d" % (got, length), flush=True)
+    s.close()
+    return 0
+
+
+def idle(args):
+    s = small_socket(args.addr, 65536)
+    if args.path:
+        s.sendall(request(args.path))
+        got, length = drain_body(s, args.within)
+        if length < 0 or got != length:
+            print("no whole answer: got %d body bytes of %d" % (got, length))
+            return 1
+    t0 = time.monotonic()
+    s.settimeout(args.within)
+    try:
+        closed = s.recv(1) == b""
+    except socket.timeout:
+        closed = False
+    except OSError:
+        closed = True  # a reset is a close too
+    if closed:
+        print("closed by the server after %.1f s" % (time.monotonic() - t0),
+              flush=True)
+    else:
+        print("still open after %g s" % args.within, flush=True)
+    s.close()
+    return 0
+
+
+def slowread(args):
+    s = small_socket(args.addr, 65536)
+    t0 = time.monotonic()
+    s.sendall(request(args.path))
+    body, length = read_answer_head(s)
+    got = len(body)
+    try:
+        while got < length:
+            time.sleep(args.pause)
+            chunk = s.recv(min(args.chunk, length - got))
+            if not chunk:
+                break
+            got += len(chunk)
+    except OSError:
+        pass
+    print("got %d body bytes of %d in %.1f s" % (got, length,
+                                                 time.monotonic() - t0),
+          flush=True)
+    s.close()
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="mode", required=True)
@@ -192,9 +348,25 @@ def main():
     a.add_argument("--path", required=True)
     a.add_argument("--requests", type=int, required=True)
     a.add_argument("--seconds", type=float, required=True)
+    a = sub.add_parser("stall")
+    a.add_argument("addr")
+    a.add_argument("--pid", type=int, required=True)
+    a.add_argument("--path", required=True)
+    a.add_argument("--close", action="store_true")
+    a.add_argument("--within", type=float, required=True)
+    a = sub.add_parser("idle")
+    a.add_argument("addr")
+    a.add_argument("--path")
+    a.add_argument("--within", type=float, required=True)
+    a = sub.add_parser("slowread")
+    a.add_argument("addr")
+    a.add_argument("--path", required=True)
+    a.add_argument("--chunk", type=int, required=True)
+    a.add_argument("--pause", type=float, required=True)
     args = p.parse_args()
     return {"server": server, "raw": raw, "slowloris": slowloris,
-            "greedy": greedy}[args.mode](args)
+            "greedy": greedy, "stall": stall, "idle": idle,
+            "slowread": slowread}[args.mode](args)
 
 
 if __name__ == "__main__":
