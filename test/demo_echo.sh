@@ -13,72 +13,14 @@ top_builddir=${top_builddir:-.}
 ECHO_SERVER=${ECHO_SERVER:-$top_builddir/demo/echo_server}
 ECHO_CLIENT=${ECHO_CLIENT:-$top_builddir/demo/echo_client}
 PEER=$here/echo_peer.py
-WRAP=${DEMO_WRAPPER:-}
-
-for tool in python3 socat timeout; do
-    if ! command -v $tool >/dev/null 2>&1; then
-        echo "SKIP: $tool is not installed"
-        exit 77
-    fi
-done
-for prog in "$ECHO_SERVER" "$ECHO_CLIENT"; do
-    if [ ! -x "$prog" ]; then
-        echo "FAIL: $prog not built"
-        exit 1
-    fi
-done
-PY="python3 -W ignore::DeprecationWarning"
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/demo_echo.XXXXXX") || exit 1
-pids=
-cleanup() {
-    for p in $pids; do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "PASS: $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
-skip() { echo "SKIP: $1"; }
-# check NAME CMD...: CMD's status decides.
-check() { name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
-
 # A timeout long enough for valgrind, short enough to end a hung test.
 T=30
+. "$here/demo_lib.sh"
 
-# start NAME CMD...: run a server in the background and wait for its
-# "listening on" line.  Sets $pid, $addr (HOST:PORT or PATH) and $port.
-n=0
-start() {
-    n=$((n + 1))
-    out=$tmp/$1.$n
-    shift
-    "$@" >"$out.out" 2>"$out.err" &
-    pid=$!
-    pids="$pids $pid"
-    if ! timeout $T sh -c "until grep -qs '^listening on ' '$out.out'; do
-                             kill -0 $pid 2>/dev/null || exit 1; sleep 0.05; done"; then
-        echo "server did not start: $*"; cat "$out.err"
-        return 1
-    fi
-    addr=$(sed -n 's/^listening on //p' "$out.out")
-    port=${addr##*:}
-}
-
-# finish PID: wait at most $T seconds for it to exit; its status in $status.
-finish() {
-    if ! timeout $T sh -c "while kill -0 $1 2>/dev/null; do sleep 0.05; done"; then
-        echo "process $1 did not exit"
-        kill -9 "$1" 2>/dev/null
-    fi
-    wait "$1"
-    status=$?
-}
-
-# stop PID: SIGTERM, then finish.
-stop() { kill -TERM "$1" 2>/dev/null; finish "$1"; }
+require python3 socat timeout
+built "$ECHO_SERVER" "$ECHO_CLIENT"
+PY="python3 -W ignore::DeprecationWarning"
+scratch demo_echo
 
 # ---- echo_server against clients we did not write --------------------------
 
@@ -322,11 +264,4 @@ else
 fi
 check "server with -t 0 exits 2 with usage" bad_usage "$ECHO_SERVER" "-t 0"
 
-# The demos' stderr must hold no report of a sanitizer or of valgrind.
-clean_stderr() {
-    ! grep -l -E 'Sanitizer|runtime error|^==[0-9]+== ' "$tmp"/*.err 2>/dev/null
-}
-check "no sanitizer or valgrind report from any demo" clean_stderr
-
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+summary

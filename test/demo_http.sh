@@ -14,74 +14,15 @@ top_builddir=${top_builddir:-.}
 CLIENT=${HTTP_CLIENT:-$top_builddir/demo/http_client}
 SERVER=${HTTP_SERVER:-$top_builddir/demo/http_server}
 PEER=$here/http_peer.py
-WRAP=${DEMO_WRAPPER:-}
-
-for tool in python3 curl timeout sha256sum; do
-    if ! command -v $tool >/dev/null 2>&1; then
-        echo "SKIP: $tool is not installed"
-        exit 77
-    fi
-done
-for prog in "$CLIENT" "$SERVER"; do
-    if [ ! -x "$prog" ]; then
-        echo "FAIL: $prog not built"
-        exit 1
-    fi
-done
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/demo_http.XXXXXX") || exit 1
-pids=
-cleanup() {
-    for p in $pids; do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP PIPE
-
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "PASS: $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
-skip() { echo "SKIP: $1"; }
-# check NAME CMD...: CMD's status decides.
-check() { name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
-
 # A timeout long enough for valgrind, short enough to end a hung test.
 T=60
+# Our servers' ready line, or python's http.server's.
+ready='^(listening on|Serving HTTP on) '
+. "$here/demo_lib.sh"
 
-# start NAME CMD...: run a server in the background and wait for its ready
-# line: "listening on HOST:PORT", or python's "Serving HTTP on ... port N".
-# Sets $pid, $out (its output files without .out/.err), $addr and $port.
-n=0
-start() {
-    n=$((n + 1))
-    out=$tmp/$1.$n
-    shift
-    "$@" >"$out.out" 2>"$out.log" &
-    pid=$!
-    pids="$pids $pid"
-    if ! timeout $T sh -c "until grep -qsE '^(listening on|Serving HTTP on) ' '$out.out'; do
-                             kill -0 $pid 2>/dev/null || exit 1; sleep 0.05; done"; then
-        echo "server did not start: $*"; cat "$out.log"
-        return 1
-    fi
-    addr=$(sed -n 's/^listening on //p' "$out.out")
-    if [ -z "$addr" ]; then
-        port=$(sed -n 's/^Serving HTTP on .* port \([0-9]*\) .*/\1/p' "$out.out")
-        addr=127.0.0.1:$port
-    fi
-    port=${addr##*:}
-}
-
-# finish PID: wait at most $T seconds for it to exit; its status in $status.
-finish() {
-    if ! timeout $T sh -c "while kill -0 $1 2>/dev/null; do sleep 0.05; done"; then
-        echo "process $1 did not exit"
-        kill -9 "$1" 2>/dev/null
-    fi
-    wait "$1"
-    status=$?
-}
-stop() { kill -TERM "$1" 2>/dev/null; finish "$1"; }
+require python3 curl timeout sha256sum
+built "$CLIENT" "$SERVER"
+scratch demo_http
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 # same A B: B exists and has A's SHA-256.
@@ -748,11 +689,4 @@ same_name() {
 }
 check "client -O refuses two URLs with the same file name" same_name
 
-# The demos' stderr must hold no report of a sanitizer or of valgrind.
-clean_stderr() {
-    ! grep -l -E 'Sanitizer|runtime error|^==[0-9]+== ' "$tmp"/*.err "$tmp"/*.log 2>/dev/null
-}
-check "no sanitizer or valgrind report from any demo" clean_stderr
-
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+summary

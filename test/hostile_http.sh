@@ -48,64 +48,12 @@ SERVER=${HTTP_SERVER:-$top_builddir/demo/http_server}
 PEER="python3 $here/hostile_peer.py"
 # The server's header deadline for the slowloris round; empty skips it.
 HOSTILE_IDLE_ARGS=${HOSTILE_IDLE_ARGS--t 3}
-WRAP=${DEMO_WRAPPER:-}
 T=60
+. "$here/demo_lib.sh"
 
-for tool in python3 curl timeout cmp; do
-    if ! command -v $tool >/dev/null 2>&1; then
-        echo "SKIP: $tool is not installed"
-        exit 77
-    fi
-done
-for prog in "$CLIENT" "$SERVER"; do
-    [ -x "$prog" ] || { echo "FAIL: $prog not built"; exit 1; }
-done
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/hostile_http.XXXXXX") || exit 1
-pids=
-cleanup() {
-    for p in $pids; do kill -9 "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP PIPE
-
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "PASS: $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $1"; }
-skip() { echo "SKIP: $1"; }
-check() { name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
-
-# start NAME CMD...: a server in the background, up when it prints
-# "listening on HOST:PORT".  Sets $pid and $addr.
-n=0
-start() {
-    n=$((n + 1))
-    out=$tmp/$1.$n
-    shift
-    "$@" >"$out.out" 2>"$out.err" &
-    pid=$!
-    pids="$pids $pid"
-    if ! timeout $T sh -c "until grep -qs '^listening on ' '$out.out'; do
-                             kill -0 $pid 2>/dev/null || exit 1; sleep 0.05; done"; then
-        echo "server did not start: $*"; cat "$out.err"
-        return 1
-    fi
-    addr=$(sed -n 's/^listening on //p' "$out.out")
-}
-
-finish() {
-    if ! timeout $T sh -c "while kill -0 $1 2>/dev/null; do sleep 0.05; done"; then
-        echo "process $1 did not exit"
-        kill -9 "$1" 2>/dev/null
-    fi
-    wait "$1"
-    status=$?
-    forget "$1"
-}
-# A process waited for leaves the list: its number may belong to another
-# process by the time the cleanup runs.
-forget() { pids=$(echo " $pids " | sed "s/ $1 / /"); }
+require python3 curl timeout cmp
+built "$CLIENT" "$SERVER"
+scratch hostile_http
 
 # ---- the client against a hostile server ------------------------------------
 
@@ -317,10 +265,4 @@ else
     fail "the server starts with -t 1"
 fi
 
-clean_stderr() {
-    ! grep -l -E 'Sanitizer|runtime error|^==[0-9]+== ' "$tmp"/*.err 2>/dev/null
-}
-check "no sanitizer or valgrind report from any demo" clean_stderr
-
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+summary
