@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "asyncore.h"
@@ -55,14 +56,13 @@ struct asyncore_dispatcher {
     unsigned always_ready : 1; /* regular file: cannot be polled */
     unsigned urgent_watched : 1;
     unsigned has_area : 1;
-    /* The handlers or the defaults set handle_expt.  The tables are const
-     * and fixed at creation (dispatcher.h), so this is decided once, and a
-     * dispatch skips urgent.c entirely for the usual dispatcher without. */
-    unsigned expt_hook : 1;
-    /* events.c: readable() is asyncore's (always true), and how writable()
-     * is answered -- decided once, like expt_hook, so that the question
-     * asked after every dispatch costs no call when the answer is known. */
-    unsigned readable_true : 1;
+    /* What the hook tables say, decided once (asyncore__hooks_resolve):
+     * they are fixed while the dispatcher uses them (dispatcher.h), and a
+     * dispatch then skips urgent.c for the usual dispatcher without
+     * handle_expt, and answers the predicates whose answer is known
+     * without a call. */
+    unsigned expt_hook : 1;       /* the handlers or defaults set one */
+    unsigned readable_true : 1;   /* asyncore's default readable() */
     unsigned writable_true : 1;   /* asyncore's default writable() */
     unsigned writable_queued : 1; /* dispatcher_with_send's */
     /* What few dispatchers use, in a block of its own: NULL until one of
@@ -182,6 +182,13 @@ static inline int asyncore__check(const asyncore_dispatcher *d)
     return 0;
 }
 
+/* dispatcher_with_send's queue length, whether or not the dispatcher is
+ * open (asyncore_send_pending() says 0 once it closed). */
+static inline size_t asyncore__queued(const asyncore_dispatcher *d)
+{
+    return d->out == NULL ? 0 : evbuffer_get_length(d->out);
+}
+
 /* References: inline, as every dispatch and every buffered send takes one;
  * the last release of a closed dispatcher destroys it (dispatcher.c). */
 static inline void asyncore__hold(asyncore_dispatcher *d)
@@ -203,7 +210,7 @@ void asyncore__event_cb(evutil_socket_t fd, short what, void *arg);
 void asyncore__interest_update(asyncore_dispatcher *d);
 void asyncore__interest_disarm(asyncore_dispatcher *d);
 void asyncore__connect_event(asyncore_dispatcher *d);
-void asyncore__predicates_resolve(asyncore_dispatcher *d);
+void asyncore__hooks_resolve(asyncore_dispatcher *d);
 
 /* Hook lookup: handlers, then the class's defaults, then asyncore's. */
 #define ASYNCORE__HOOK(d, name)                                            \

@@ -69,9 +69,7 @@ asyncore_dispatcher *asyncore_dispatcher_new_ex(asyncore_map *map,
     d->refs = 1; /* the map's, dropped by asyncore_close() */
     d->ignore_log = (unsigned char)map->ignore_log;
     d->has_area = area_size != 0;
-    d->expt_hook = handlers->handle_expt != NULL ||
-                   (defaults != NULL && defaults->handle_expt != NULL);
-    asyncore__predicates_resolve(d);
+    asyncore__hooks_resolve(d);
     asyncore__map_attach(map, d);
     return d;
 }
@@ -151,10 +149,13 @@ int asyncore__set_addr(asyncore_dispatcher *d, const struct sockaddr *sa,
 /* d's block of rarely used state, made on first use; NULL with ENOMEM. */
 struct asyncore__ext *asyncore__ext(asyncore_dispatcher *d)
 {
-    if (d->ext == NULL && (d->ext = calloc(1, sizeof(*d->ext))) != NULL)
-        d->ext->d = d;
-    else if (d->ext == NULL)
+    if (d->ext != NULL)
+        return d->ext;
+    if ((d->ext = calloc(1, sizeof(*d->ext))) == NULL) {
         errno = ENOMEM;
+        return NULL;
+    }
+    d->ext->d = d;
     return d->ext;
 }
 

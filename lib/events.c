@@ -10,8 +10,6 @@
 
 #include <errno.h>
 
-#include <event2/buffer.h>
-
 #include "asyncore-internal.h"
 
 /*
@@ -101,15 +99,18 @@ static void write_event(asyncore_dispatcher *d)
 }
 
 /*
- * Decided once at creation, like expt_hook (the tables are fixed then):
- * asyncore's default predicates and dispatcher_with_send's writable() have
+ * Decided once, when the dispatcher is made (its tables are fixed while it
+ * uses them): whether urgent data has a hook to go to, and which predicates
+ * are asyncore's defaults or dispatcher_with_send's writable().  Those have
  * no side effect, so they are answered without the call -- the same answer
  * for an open dispatcher, which is when they are asked.
  */
-void asyncore__predicates_resolve(asyncore_dispatcher *d)
+void asyncore__hooks_resolve(asyncore_dispatcher *d)
 {
     int (*writable)(asyncore_dispatcher *) = ASYNCORE__HOOK(d, writable);
 
+    d->expt_hook = d->handlers->handle_expt != NULL ||
+                   (d->defaults != NULL && d->defaults->handle_expt != NULL);
     d->readable_true = ASYNCORE__HOOK(d, readable) == asyncore_default_readable;
     d->writable_true = writable == asyncore_default_writable;
     d->writable_queued = writable == asyncore_with_send_writable;
@@ -123,8 +124,7 @@ static inline int ask_readable(asyncore_dispatcher *d)
 static inline int ask_writable(asyncore_dispatcher *d)
 {
     if (d->writable_queued)
-        return !d->connected ||
-               (d->out != NULL && evbuffer_get_length(d->out) > 0);
+        return !d->connected || asyncore__queued(d) > 0;
     return d->writable_true || ASYNCORE__HOOK(d, writable)(d);
 }
 

@@ -31,12 +31,6 @@ asyncore_dispatcher *asyncore_dispatcher_with_send_new(asyncore_map *map,
     return d;
 }
 
-/* The queue's length on an open dispatcher; callers checked d. */
-static size_t queued(const asyncore_dispatcher *d)
-{
-    return d->out == NULL ? 0 : evbuffer_get_length(d->out);
-}
-
 size_t asyncore_send_pending(const asyncore_dispatcher *d)
 {
     /* What was queued when the dispatcher closed will never be sent: it is
@@ -44,7 +38,7 @@ size_t asyncore_send_pending(const asyncore_dispatcher *d)
      * drain on a held, closed dispatcher must not wait forever. */
     if (d == NULL || d->closed)
         return 0;
-    return queued(d);
+    return asyncore__queued(d);
 }
 
 ssize_t asyncore_initiate_send(asyncore_dispatcher *d)
@@ -86,7 +80,7 @@ static ssize_t send_buffered(asyncore_dispatcher *d, const void *buf,
 
     if (len == 0)
         return 0;
-    if (queued(d) == 0 && d->connected && d->fd >= 0) {
+    if (asyncore__queued(d) == 0 && d->connected && d->fd >= 0) {
         size_t first = len < ASYNCORE_SEND_CHUNK ? len : ASYNCORE_SEND_CHUNK;
 
         n = asyncore__raw_send(d, buf, first);
@@ -121,7 +115,7 @@ void asyncore_with_send_handle_write(asyncore_dispatcher *d)
 
 int asyncore_with_send_writable(asyncore_dispatcher *d)
 {
-    return d != NULL && (!d->connected || (!d->closed && queued(d) > 0));
+    return d != NULL && (!d->connected || (!d->closed && asyncore__queued(d) > 0));
 }
 
 /* Checked once here; the buffered path and the plain one trust it. */
