@@ -5,7 +5,8 @@
  * looked up the dispatcher is connecting but watches no socket; the answer's
  * addresses are then tried one after the other through asyncore_connect(),
  * the next one whenever an attempt fails (events.c hands us the connect's
- * outcome while d->ext->resolve is set).  See asyncore/resolve.h for the rules.
+ * outcome while d->ext->resolve is set).  See asyncore/resolve.h for the
+ * rules.
  */
 #include "config.h"
 
@@ -244,8 +245,8 @@ static int attempt(asyncore_dispatcher *d, struct asyncore__resolve *r,
 
 /*
  * Try the addresses from r->next on until an attempt starts.  Returns 0 when
- * one did (connected at once, or in progress: then r is d->ext->resolve until its
- * outcome), -1 with errno when none could; *tried tells whether any usable
+ * one did (connected at once, or in progress: then r is d->ext->resolve
+ * until its outcome), -1 with errno when none could; *tried tells whether any usable
  * address was there.  r is d's or freed on return, never both.  No hook is
  * called here but those of asyncore_connect() itself.
  */
@@ -310,8 +311,8 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
     asyncore__release(d);
 }
 
-/* Called by asyncore__connect_event() while d->ext->resolve is set: 1 when the
- * outcome is ours (the next address is tried), 0 to let it go on. */
+/* Called by asyncore__connect_event() while d->ext->resolve is set: 1 when
+ * the outcome is ours (the next address is tried), 0 to let it go on. */
 int asyncore__resolve_connect_event(asyncore_dispatcher *d, int err)
 {
     struct asyncore__resolve *r = d->ext->resolve;
@@ -463,9 +464,9 @@ int asyncore__resolve_connect(asyncore_dispatcher *d, const char *host,
 }
 
 /*
- * asyncore_close() while d->ext->resolve is set.  During the look-up, evdns still
- * owns r: it is cancelled (lookup_cb then runs with EVUTIL_EAI_CANCEL, later,
- * and finds no dispatcher).  During an attempt, the addresses left go.
+ * asyncore_close() while d->ext->resolve is set.  During the look-up, evdns
+ * still owns r: it is cancelled (lookup_cb then runs with EVUTIL_EAI_CANCEL,
+ * later, and finds no dispatcher).  During an attempt, the addresses left go.
  */
 void asyncore__resolve_cancel(asyncore_dispatcher *d)
 {

@@ -289,7 +289,9 @@ static int begin_if_connected(asyncore_dispatcher *d)
 
 int asyncore__tls_handshaking(const asyncore_dispatcher *d)
 {
-    return d->ext->tls->phase == PHASE_HANDSHAKE || d->ext->tls->phase == PHASE_FAILED;
+    const struct asyncore__tls *t = d->ext->tls;
+
+    return t->phase == PHASE_HANDSHAKE || t->phase == PHASE_FAILED;
 }
 
 /* Called by asyncore__connect_event() once TCP is up (its outcome taken
@@ -832,7 +834,8 @@ int asyncore_tls_start_server(asyncore_dispatcher *d, asyncore_tls_context *ctx)
 
 const char *asyncore_tls_last_error(const asyncore_dispatcher *d)
 {
-    if (d == NULL || ASYNCORE__EXT(d, tls) == NULL || d->ext->tls->reason[0] == '\0')
+    if (d == NULL || ASYNCORE__EXT(d, tls) == NULL ||
+        d->ext->tls->reason[0] == '\0')
         return NULL;
     return d->ext->tls->reason;
 }

@@ -63,8 +63,8 @@ extern "C" {
  * The hooks of a dispatcher, in asyncore's words.  Any entry may be NULL.
  * The table must outlive every dispatcher that uses it (make it static
  * const) and must not change while one does: which hooks are set is read
- * once, when the dispatcher is made.  Zero-initialise it (designated initialisers) so that entries
- * added in later versions are NULL.
+ * once, when the dispatcher is made.  Zero-initialise it (designated
+ * initialisers) so that entries added in later versions are NULL.
  */
 typedef struct asyncore_handlers {
     /** Data can be read (asyncore_recv()).  Default: warn "unhandled read event". */
