@@ -829,6 +829,21 @@ run_http() {
 
 # ---- the run ----------------------------------------------------------------
 
+# cpu_accounting: how the kernel splits CPU time into user and system,
+# which decides how far the utime columns can be trusted.
+cpu_accounting() {
+    local cfg hz
+    cfg=$( (zcat /proc/config.gz || cat "/boot/config-$(uname -r)") 2>/dev/null) || true
+    hz=$(sed -n 's/^CONFIG_HZ=//p' <<<"$cfg")
+    if grep -q '^CONFIG_VIRT_CPU_ACCOUNTING_GEN=y' <<<"$cfg"; then
+        echo "precise where nohz_full is on (CONFIG_HZ=${hz:-?})"
+    elif [ -n "$cfg" ]; then
+        echo "tick-sampled at ${hz:-?} Hz (user/system split by sampling; run time from schedstat is exact)"
+    else
+        echo "unknown (no kernel config to read)"
+    fi
+}
+
 machine() {
     echo "## Machine and run"
     echo
@@ -839,6 +854,7 @@ machine() {
          "$("$python" --version 2>&1), gcc $(gcc -dumpfullversion 2>/dev/null || echo '?')," \
          "$(nginx -v 2>&1 | sed 's|.*/||;s|^|nginx |' || true), wrk $(wrk -v 2>&1 | sed -n 's/^wrk \([^ ]*\).*/\1/p')," \
          "curl $(curl --version 2>/dev/null | sed -n '1s/^curl \([^ ]*\).*/\1/p'), $(valgrind --version 2>/dev/null || true)"
+    echo "- CPU time accounting: $(cpu_accounting)"
     echo "- command: bench/run.sh $*"
     echo "- $rounds round(s), ${duration} s windows after ${warmup} s of warm-up," \
          "connections set up $batch at a time, setup timeout ${setup_timeout} s" \
