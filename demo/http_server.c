@@ -328,7 +328,7 @@ struct client {
     int64_t length;           /* Content-Length, -1 if none */
     int peer_closed;          /* EOF seen while answers were queued */
     int partial;              /* part of a request has arrived, not all */
-    asyncore_timer *deadline; /* the partial request header's */
+    asyncore_timer *deadline; /* the partial header's, or the last answer's */
 };
 
 /* Are so many answers queued that we stop reading (see client_readable)? */
@@ -368,6 +368,33 @@ static void await_header(asyncore_dispatcher *d)
     if (opt.timeout > 0 && c->deadline == NULL)
         c->deadline = asyncore_call_later(asyncore_dispatcher_map(d),
                                           opt.timeout, header_late, d);
+}
+
+/*
+ * After the last answer (Q_DONE) the client's bytes are read and dropped,
+ * so each of them would reset the idle timeout: a client that drips one now
+ * and then and never reads the answer would be held for ever.  So the answer
+ * itself must move: every write dispatch (the client made room by reading)
+ * moves this deadline on, and a client that stops reading is closed
+ * opt.timeout later, whatever it sends.
+ */
+static void answer_stalled(asyncore_timer *t, void *arg)
+{
+    asyncore_dispatcher *d = arg;
+    struct client *c = asyncore_dispatcher_user_data(d);
+
+    (void)t;
+    c->deadline = NULL; /* a one-shot is released when this returns */
+    asyncore_close(d);
+}
+
+static void await_answer_read(asyncore_dispatcher *d)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+
+    if (opt.timeout > 0 && c->deadline == NULL)
+        c->deadline = asyncore_call_later(asyncore_dispatcher_map(d),
+                                          opt.timeout, answer_stalled, d);
 }
 
 /* The request is read (or answered with an error): no deadline runs until
@@ -553,6 +580,7 @@ static void respond(asyncore_dispatcher *d, int code, const char *type,
     c->head = 0;
     if (!keep) {
         c->st = Q_DONE;
+        await_answer_read(d);
         asyncore_chat_close_when_done(d);
         return;
     }
@@ -756,6 +784,16 @@ static void client_read(asyncore_dispatcher *d)
         await_header(d);
 }
 
+/* The chat's write; after the last answer, progress moves its deadline. */
+static void client_write(asyncore_dispatcher *d)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+
+    asyncore_chat_handle_write(d);
+    if (c->st == Q_DONE && c->deadline != NULL && !asyncore_dispatcher_closed(d))
+        asyncore_timer_rearm(c->deadline, opt.timeout);
+}
+
 /* No byte in or out for opt.timeout: a client idle between requests, or
  * one that stopped reading its answer (our send makes no progress).  It is
  * closed without a word, as a late header is: a busy server would
@@ -797,11 +835,12 @@ static void client_destroy(asyncore_dispatcher *d)
 static const asyncore_chat_handlers client_handlers = {
     .dispatcher = {
         .handle_read = client_read,
+        .handle_write = client_write,
         .readable = client_readable,
         .handle_close = client_close,
         .handle_timeout = client_idle,
         .destroy = client_destroy,
-        /* handle_write, writable: the chat class's. */
+        /* writable: the chat class's. */
     },
     .collect_incoming_data = client_collect,
     .found_terminator = client_found,

@@ -33,9 +33,11 @@
 #
 #   the server's idle timeout (-t 1, a server of its own): a client that
 #   asks for 16 MiB (more than the socket buffers hold) and never reads is
-#   closed within 10 s, with "Connection: close" and kept alive; so is a
-#   connection that never sends, and one left idle after an answer; and a
-#   client that reads 8 MiB slowly, for over 3 s, but steadily gets it all.
+#   closed within 10 s, with "Connection: close" and kept alive, and also
+#   when it sends a byte every 0.3 s after its request; so is a connection
+#   that never sends, and one left idle after an answer; and a client that
+#   reads 8 MiB slowly, for over 3 s, but steadily gets it all, kept alive
+#   or with "Connection: close".
 #
 # Run by "make check" from the build directory; $HTTP_CLIENT/$HTTP_SERVER
 # override the programs and $DEMO_WRAPPER (e.g. valgrind) is put in front of
@@ -79,7 +81,7 @@ truncate -s 16M "$root/big16"
 truncate -s 8M "$root/big8"
 
 if start hostile $PEER server; then
-    haddr=$addr
+    hpid=$pid haddr=$addr
     check "client: a 10 KB status line is refused" \
         refused long-status 'header line longer than 8 KiB'
     check "client: bare LF line ends are not CRLF: the close ends it" \
@@ -122,6 +124,8 @@ if start hostile $PEER server; then
     else
         fail "a good server starts"
     fi
+    # Python's default SIGTERM ends it at once; its status says nothing.
+    stop "$hpid"
 else
     fail "the hostile server starts"
 fi
@@ -227,13 +231,15 @@ elif start timeouts $WRAP "$SERVER" -p 0 -r "$root" -t 1; then
         cat "$1"
         awk '/^closed by the server after / { ok = $6 >= 0.5 } END { exit !ok }' "$1"
     }
-    # stalled TAG [--close]: a request for 16 MiB, nothing read; the server
-    # must close within 10 s, having sent only part of the body.
+    # stalled TAG [OPTION...]: a request for 16 MiB, nothing read; the
+    # server must close within 10 s, having sent only part of the body.
     stalled() {
-        timeout $T $PEER stall "$taddr" --pid "$tpid" --path /big16 --within 10 $2 \
-            >"$tmp/$1.out" 2>&1
-        closed_after "$tmp/$1.out" &&
-            got=$(sed -n 's/^got \([0-9]*\) body bytes of .*/\1/p' "$tmp/$1.out") &&
+        local tag=$1
+        shift
+        timeout $T $PEER stall "$taddr" --pid "$tpid" --path /big16 --within 10 "$@" \
+            >"$tmp/$tag.out" 2>&1
+        closed_after "$tmp/$tag.out" &&
+            got=$(sed -n 's/^got \([0-9]*\) body bytes of .*/\1/p' "$tmp/$tag.out") &&
             [ -n "$got" ] && [ "$got" -lt $((16 << 20)) ]
     }
     # These count the server's sockets: each must begin with no connection
@@ -242,6 +248,10 @@ elif start timeouts $WRAP "$SERVER" -p 0 -r "$root" -t 1; then
         stalled stall1 --close
     check "server -t 1: a client that never reads a 16 MiB answer (kept alive) is closed" \
         stalled stall2
+    # The bytes it sends after its last request are read and dropped; they
+    # must not keep a connection whose answer does not move alive.
+    check "server -t 1: a client that never reads its answer but drips bytes is closed" \
+        stalled stall3 --close --drip 0.3
     idle_closed() {
         timeout $T $PEER idle "$taddr" --within 10 "$@" >"$tmp/idle.out" 2>&1
         closed_after "$tmp/idle.out"
@@ -252,12 +262,14 @@ elif start timeouts $WRAP "$SERVER" -p 0 -r "$root" -t 1; then
     # 128 reads of 64 KiB, 25 ms apart: over 3 s, three times the timeout,
     # and never a second without progress.
     slow_reader() {
-        timeout $T $PEER slowread "$taddr" --path /big8 --chunk 65536 --pause 0.025 \
+        timeout $T $PEER slowread "$taddr" --path /big8 --chunk 65536 --pause 0.025 "$@" \
             >"$tmp/slowread.out" 2>&1
         cat "$tmp/slowread.out"
         grep -q "^got $((8 << 20)) body bytes of $((8 << 20)) in " "$tmp/slowread.out"
     }
     check "server -t 1: a client reading 8 MiB slowly but steadily gets it all" slow_reader
+    check "server -t 1: ... and so does one that asked for Connection: close" \
+        slow_reader --close
     kill -TERM "$tpid"
     finish "$tpid"
     check "server -t 1 exits 0 on SIGTERM" test $status -eq 0

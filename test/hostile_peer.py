@@ -273,7 +273,20 @@ def stall(args):
     if not wait_for(lambda: server_sockets(args.pid) > base, args.within):
         print("the server never accepted", flush=True)
         return 1
-    if wait_for(lambda: server_sockets(args.pid) <= base, args.within):
+    last = [time.monotonic()]
+
+    def closed():
+        # --drip: a byte now and then, which must not count as progress
+        # while the answer itself does not move.
+        if args.drip and time.monotonic() - last[0] >= args.drip:
+            last[0] = time.monotonic()
+            try:
+                s.send(b"x")
+            except OSError:
+                pass  # the server closed already
+        return server_sockets(args.pid) <= base
+
+    if wait_for(closed, args.within):
         print("closed by the server after %.1f s" % (time.monotonic() - t0),
               flush=True)
     else:
@@ -312,7 +325,7 @@ def idle(args):
 def slowread(args):
     s = small_socket(args.addr, 65536)
     t0 = time.monotonic()
-    s.sendall(request(args.path))
+    s.sendall(request(args.path, args.close))
     body, length = read_answer_head(s)
     got = len(body)
     try:
@@ -353,6 +366,7 @@ def main():
     a.add_argument("--pid", type=int, required=True)
     a.add_argument("--path", required=True)
     a.add_argument("--close", action="store_true")
+    a.add_argument("--drip", type=float, default=0.0)
     a.add_argument("--within", type=float, required=True)
     a = sub.add_parser("idle")
     a.add_argument("addr")
@@ -363,6 +377,7 @@ def main():
     a.add_argument("--path", required=True)
     a.add_argument("--chunk", type=int, required=True)
     a.add_argument("--pause", type=float, required=True)
+    a.add_argument("--close", action="store_true")
     args = p.parse_args()
     return {"server": server, "raw": raw, "slowloris": slowloris,
             "greedy": greedy, "stall": stall, "idle": idle,
