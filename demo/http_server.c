@@ -341,60 +341,42 @@ static int backlogged(asyncore_dispatcher *d)
 }
 
 /*
- * Slowloris: a client that drips a header byte now and then is never idle,
- * so the idle timeout (server_accepted) would not catch it.  Instead a
- * request header must be complete within opt.timeout seconds of its first
- * bytes.  While we do not read because too many answers are queued, the
- * rest of it may be waiting in the kernel: that is not the client's delay,
- * and a client that stopped reading them is the idle timeout's to close.
+ * One deadline per connection, for two stalls that the idle timeout
+ * (server_accepted) cannot see because the client keeps sending:
+ *
+ * - Slowloris: a client that drips a header byte now and then is never
+ *   idle, so a request header must be complete within opt.timeout seconds
+ *   of its first bytes.  While we do not read because too many answers are
+ *   queued, the rest of it may be waiting in the kernel: that is not the
+ *   client's delay, and a client that stopped reading them is the idle
+ *   timeout's to close.
+ * - After the last answer (Q_DONE) the client's bytes are read and
+ *   dropped, so each of them would reset the idle timeout, and a client
+ *   that drips and never reads would be held for ever.  So that answer
+ *   itself must move: every write dispatch (the client made room by
+ *   reading) moves the deadline on (client_write).
  */
-static void header_late(asyncore_timer *t, void *arg)
+static void deadline_over(asyncore_timer *t, void *arg)
 {
     asyncore_dispatcher *d = arg;
     struct client *c = asyncore_dispatcher_user_data(d);
 
-    if (backlogged(d) && asyncore_timer_rearm(t, opt.timeout) == 0)
+    if (c->st != Q_DONE && backlogged(d) &&
+        asyncore_timer_rearm(t, opt.timeout) == 0)
         return;
     c->deadline = NULL; /* a one-shot is released when this returns */
     asyncore_close(d);
 }
 
-/* Only a request that did not arrive whole in one read costs a timer: the
- * common client, whose request fits in one segment, never has one. */
-static void await_header(asyncore_dispatcher *d)
+/* Only a request that did not arrive whole in one read, or a last answer,
+ * costs a timer: the common keep-alive request never has one. */
+static void deadline_start(asyncore_dispatcher *d)
 {
     struct client *c = asyncore_dispatcher_user_data(d);
 
     if (opt.timeout > 0 && c->deadline == NULL)
         c->deadline = asyncore_call_later(asyncore_dispatcher_map(d),
-                                          opt.timeout, header_late, d);
-}
-
-/*
- * After the last answer (Q_DONE) the client's bytes are read and dropped,
- * so each of them would reset the idle timeout: a client that drips one now
- * and then and never reads the answer would be held for ever.  So the answer
- * itself must move: every write dispatch (the client made room by reading)
- * moves this deadline on, and a client that stops reading is closed
- * opt.timeout later, whatever it sends.
- */
-static void answer_stalled(asyncore_timer *t, void *arg)
-{
-    asyncore_dispatcher *d = arg;
-    struct client *c = asyncore_dispatcher_user_data(d);
-
-    (void)t;
-    c->deadline = NULL; /* a one-shot is released when this returns */
-    asyncore_close(d);
-}
-
-static void await_answer_read(asyncore_dispatcher *d)
-{
-    struct client *c = asyncore_dispatcher_user_data(d);
-
-    if (opt.timeout > 0 && c->deadline == NULL)
-        c->deadline = asyncore_call_later(asyncore_dispatcher_map(d),
-                                          opt.timeout, answer_stalled, d);
+                                          opt.timeout, deadline_over, d);
 }
 
 /* The request is read (or answered with an error): no deadline runs until
@@ -580,7 +562,7 @@ static void respond(asyncore_dispatcher *d, int code, const char *type,
     c->head = 0;
     if (!keep) {
         c->st = Q_DONE;
-        await_answer_read(d);
+        deadline_start(d);
         asyncore_chat_close_when_done(d);
         return;
     }
@@ -781,7 +763,7 @@ static void client_read(asyncore_dispatcher *d)
 
     asyncore_chat_handle_read(d);
     if (c->partial && !asyncore_dispatcher_closed(d))
-        await_header(d);
+        deadline_start(d);
 }
 
 /* The chat's write; after the last answer, progress moves its deadline. */
