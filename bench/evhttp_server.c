@@ -8,7 +8,7 @@
  * after refusing any ".." segment, the file goes out with
  * evbuffer_add_file() (sendfile where the kernel has it), everything else
  * gets a 404.  evhttp does keep-alive and pipelining itself.  Enough to be
- * a fair opponent for demo/http_server under wrk, not a web server.
+ * a fair opponent for demo/asyncore-http-server under wrk, not a web server.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

@@ -24,7 +24,7 @@
 
 #include <event2/event.h>
 
-/* The read size of demo/echo_server, so that the two differ only in the
+/* The read size of demo/asyncore-echo-server, so that the two differ only in the
  * layer between the code and libevent. */
 #define READ_SIZE 65536
 

@@ -25,7 +25,7 @@ import subprocess
 import sys
 
 NAMES = {
-    "ours": "ours (demo/echo_server)",
+    "ours": "ours (demo/asyncore-echo-server)",
     "ours-R": "ours, -R (re-evaluate all)",
     "raw": "raw libevent",
     "bev": "bufferevents",
@@ -35,12 +35,12 @@ NAMES = {
     "ours-t2": "ours, -t 2",
 }
 HTTP_NAMES = {
-    "ours": "ours (demo/http_server)",
+    "ours": "ours (demo/asyncore-http-server)",
     "evhttp": "libevent evhttp",
     "nginx": "nginx, 1 worker",
 }
 CLIENT_NAMES = {
-    "ours": "ours (demo/http_client)",
+    "ours": "ours (demo/asyncore-http-client)",
     "curl": "curl, one invocation",
     "asyncore": "asyncore.py client (sequential)",
 }
@@ -360,7 +360,7 @@ def ceilings(rows, scen, ncpu):
 def threads_section(rows):
     if not rows:
         return ""
-    out = ["## One map per thread: echo_server -t 1 and -t 2", ""]
+    out = ["## One map per thread: asyncore-echo-server -t 1 and -t 2", ""]
     for r in rows:
         bad = int(num(r, "errors", 0) + num(r, "unserved", 0) + num(r, "mismatches", 0))
         if bad or r.get("rc") not in ("0", None) or r.get("server_rc") not in ("0", None):
@@ -624,8 +624,8 @@ def human(n):
 
 def http_section(rows, T):
     if not rows:
-        T.add("http_server >= 0.9 x nginx's requests/s", None, "http part not run")
-        T.add("http_client <= 1.1 x curl's time for 200 x 1 MiB", None, "http part not run")
+        T.add("asyncore-http-server >= 0.9 x nginx's requests/s", None, "http part not run")
+        T.add("asyncore-http-client <= 1.1 x curl's time for 200 x 1 MiB", None, "http part not run")
         return "", None
     out = ["## HTTP", ""]
     srv = [r for r in rows if r.get("kind") == "server"]
@@ -649,7 +649,7 @@ def http_section(rows, T):
     out.append("")
     ratio = med(in_round_ratios(srv, "rps", lambda r: r["server"] == "ours",
                                 lambda r: r["server"] == "nginx"))
-    T.add("http_server >= 0.9 x nginx's requests/s under wrk -t2 -c100",
+    T.add("asyncore-http-server >= 0.9 x nginx's requests/s under wrk -t2 -c100",
           None if ratio is None else ratio >= 0.9, "%s x" % fmt(ratio, "%.2f"))
     cl = [r for r in rows if r.get("kind") == "client"]
     trs = []
@@ -678,7 +678,7 @@ def http_section(rows, T):
                    % (cl[0].get("files", "?"), HTTP_NAMES.get(cl[0].get("from"), cl[0].get("from"))))
         ratio = med(in_round_ratios(cl, "secs", lambda r: r["client"] == "ours",
                                     lambda r: r["client"] == "curl"))
-        T.add("http_client <= 1.1 x curl's time for %s x 1 MiB" % cl[0].get("files", "?"),
+        T.add("asyncore-http-client <= 1.1 x curl's time for %s x 1 MiB" % cl[0].get("files", "?"),
               None if ratio is None else ratio <= 1.1, "%s x" % fmt(ratio, "%.2f"))
     return "\n".join(out), plot
 
@@ -740,7 +740,7 @@ def write_plot(path, echo, curve, framing, http):
         fn = base + "-http.dat"
         with open(fn, "w") as f:
             for s, v in http:
-                f.write("\"%s\" %g\n" % ({"ours": "ours (http_server)", "evhttp": "evhttp",
+                f.write("\"%s\" %g\n" % ({"ours": "ours (asyncore-http-server)", "evhttp": "evhttp",
                                           "nginx": "nginx"}.get(s, s), v or float("nan")))
         gp += ["set title 'HTTP: requests/s under wrk -t2 -c100 (1 KiB file)'",
                "set style data histograms", "set style fill solid 0.8 border -1",

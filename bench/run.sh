@@ -30,7 +30,7 @@
 #
 # Pinning: servers run on CPU 0 and load generators and clients on CPU 1,
 # except in the threads part, where the servers may use every CPU (that is
-# what echo_server -t 2 is for) and loadgen stays on CPU 1.
+# what asyncore-echo-server -t 2 is for) and loadgen stays on CPU 1.
 set -euo pipefail
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,7 +67,7 @@ python=/usr/bin/python3
 usage() {
     cat <<USAGE
 usage: bench/run.sh [options]
-The benchmarks: our demo/echo_server, async_chat and demo/http_* against
+The benchmarks: our demo/asyncore-echo-server, async_chat and demo/http_* against
 raw libevent, bufferevents, evhttp, nginx, curl and CPython's asyncore, with
 medians over interleaved rounds and the issue's targets.
 
@@ -112,7 +112,7 @@ Other parts:
              asyncore's too (CPython's interpreter included)
   strace     system calls per round trip (strace -c -f), c = $count_conns
   framing    async_chat against asynchat: input framing in-process
-  http       http_server against evhttp and nginx under wrk; http_client
+  http       asyncore-http-server against evhttp and nginx under wrk; asyncore-http-client
              against curl and an asyncore client, $http_files files of 1 MiB
 Exit status: 0, or 1 if a server other than asyncore had errors or unserved
 connections or a check failed, or 2 if any echoed byte was wrong.
@@ -172,7 +172,7 @@ have_tool() {
 
 # ---- servers ----------------------------------------------------------------
 
-# Variants beside the four echo servers: ours-R is demo/echo_server -R (the
+# Variants beside the four echo servers: ours-R is demo/asyncore-echo-server -R (the
 # "re-evaluate every dispatcher" compatibility mode), asyncore-poll the
 # asyncore server on asyncore's poll() loop (select() cannot watch
 # descriptors of 1024 and up).
@@ -180,10 +180,10 @@ have_tool() {
 # server_cmd NAME: prints the command that starts server NAME, one word a line.
 server_cmd() {
     case $1 in
-    ours) printf '%s\n' "$builddir/demo/echo_server" ;;
-    ours-R) printf '%s\n' "$builddir/demo/echo_server" -R ;;
-    ours-t1) printf '%s\n' "$builddir/demo/echo_server" -t 1 ;;
-    ours-t2) printf '%s\n' "$builddir/demo/echo_server" -t 2 ;;
+    ours) printf '%s\n' "$builddir/demo/asyncore-echo-server" ;;
+    ours-R) printf '%s\n' "$builddir/demo/asyncore-echo-server" -R ;;
+    ours-t1) printf '%s\n' "$builddir/demo/asyncore-echo-server" -t 1 ;;
+    ours-t2) printf '%s\n' "$builddir/demo/asyncore-echo-server" -t 2 ;;
     raw) printf '%s\n' "$builddir/bench/raw_echo" ;;
     bev) printf '%s\n' "$builddir/bench/bev_echo" ;;
     asyncore) printf '%s\n' "$python" -W ignore "$srcdir/bench/asyncore_echo.py" ;;
@@ -195,7 +195,7 @@ server_cmd() {
 
 server_available() {
     case $1 in
-    ours|ours-R|ours-t1|ours-t2) [ -x "$builddir/demo/echo_server" ] ;;
+    ours|ours-R|ours-t1|ours-t2) [ -x "$builddir/demo/asyncore-echo-server" ] ;;
     raw|bev) [ -x "$builddir/bench/$1_echo" ] ;;
     asyncore|asyncore-poll) "$python" -W ignore -c 'import asyncore' 2>/dev/null ;;
     *) return 1 ;;
@@ -497,7 +497,7 @@ idle_share() {
     }'
 }
 
-# echo_server -t 1 and -t 2 and raw libevent (single-threaded), interleaved
+# asyncore-echo-server -t 1 and -t 2 and raw libevent (single-threaded), interleaved
 # round by round like the echo matrix.  The servers may run on every CPU;
 # loadgen stays pinned to CPU 1, so that the client is the same fixed cost
 # for all and cannot be pushed around by the server's threads.  loadgen
@@ -733,7 +733,7 @@ CONF
 # start_http NAME ROOT TMPDIR LOG
 start_http() {
     case $1 in
-    ours) launch_server "$4" "$builddir/demo/http_server" -b 127.0.0.1 -p 0 -r "$2" ;;
+    ours) launch_server "$4" "$builddir/demo/asyncore-http-server" -b 127.0.0.1 -p 0 -r "$2" ;;
     evhttp) launch_server "$4" "$builddir/bench/evhttp_server" -b 127.0.0.1 -p 0 -r "$2" ;;
     nginx) start_nginx "$2" "$3" "$4" ;;
     esac
@@ -770,8 +770,8 @@ check_fetched() {
 run_http() {
     raw_http=$results/http-$stamp.txt
     : >"$raw_http"
-    if [ ! -x "$builddir/demo/http_server" ] || [ ! -x "$builddir/demo/http_client" ]; then
-        note "part 'http' skipped: demo/http_server and demo/http_client are not built"
+    if [ ! -x "$builddir/demo/asyncore-http-server" ] || [ ! -x "$builddir/demo/asyncore-http-client" ]; then
+        note "part 'http' skipped: demo/asyncore-http-server and demo/asyncore-http-client are not built"
         return 0
     fi
     have_tool wrk wrk http || return 0
@@ -810,7 +810,7 @@ run_http() {
             rm -rf "$tmp/out"
             mkdir -p "$tmp/out"
             case $cl in
-            ours) res=$(time_cmd "$builddir/demo/http_client" -q -O "$tmp/out" "${urls[@]}") ;;
+            ours) res=$(time_cmd "$builddir/demo/asyncore-http-client" -q -O "$tmp/out" "${urls[@]}") ;;
             curl) res=$(time_cmd curl -s -S --fail --output-dir "$tmp/out" --remote-name-all "${urls[@]}") ;;
             asyncore)
                 server_available asyncore || continue

@@ -1,7 +1,7 @@
 /*
  * echo_client.c -- check an echo server, or talk to one.
  *
- *   echo_client [-h HOST] [-p PORT] [-u PATH] [-c CONNS] [-n COUNT] [-s SIZE]
+ *   asyncore-echo-client [-h HOST] [-p PORT] [-u PATH] [-c CONNS] [-n COUNT] [-s SIZE]
  *
  * With -n, a load test: CONNS connections each send COUNT messages of SIZE
  * random bytes, one at a time -- send a message, wait for its whole echo,
@@ -9,7 +9,7 @@
  *
  * Without -n, an interactive client: what arrives on stdin is sent to the
  * server and what comes back is written to stdout, so
- * `printf 'hello\n' | echo_client` prints hello.  stdin is one more
+ * `printf 'hello\n' | asyncore-echo-client` prints hello.  stdin is one more
  * dispatcher (a file_dispatcher) in the same loop as the socket.  The
  * summary goes to stderr, leaving stdout to the echo.
  *
@@ -54,7 +54,7 @@ static char peer[300]; /* "HOST:PORT" or PATH, for messages */
 static void fail(const char *what, int err)
 {
     if (stats.failures++ == 0)
-        fprintf(stderr, "echo_client: %s %s%s%s\n", what, peer,
+        fprintf(stderr, "asyncore-echo-client: %s %s%s%s\n", what, peer,
                 err ? ": " : "", err ? strerror(err) : "");
 }
 
@@ -237,7 +237,7 @@ static void input_close(asyncore_dispatcher *d)
 static void input_error(asyncore_dispatcher *d, int err, const char *op)
 {
     (void)d;
-    fprintf(stderr, "echo_client: stdin: %s: %s\n", op, strerror(err));
+    fprintf(stderr, "asyncore-echo-client: stdin: %s: %s\n", op, strerror(err));
     stats.failures++;
     asyncore_close_all(NULL);
 }
@@ -323,7 +323,7 @@ static int start_interactive(void)
     input = asyncore_file_dispatcher_new(NULL, &input_handlers, NULL,
                                          STDIN_FILENO);
     if (input == NULL) {
-        fprintf(stderr, "echo_client: stdin: %s\n", strerror(errno));
+        fprintf(stderr, "asyncore-echo-client: stdin: %s\n", strerror(errno));
         stats.failures++;
         return -1;
     }
@@ -335,10 +335,10 @@ static int start_interactive(void)
 /* The synopsis; with --help the options too, on stdout. */
 static void usage(FILE *to)
 {
-    fputs("usage: echo_client [-h HOST] [-p PORT] [-u PATH] [-c CONNS] [-n COUNT]\n"
+    fputs("usage: asyncore-echo-client [-h HOST] [-p PORT] [-u PATH] [-c CONNS] [-n COUNT]\n"
           "                   [-s SIZE]\n", to);
     if (to == stderr) {
-        fputs("Try 'echo_client --help' for more.\n", to);
+        fputs("Try 'asyncore-echo-client --help' for more.\n", to);
         return;
     }
     fprintf(to,
@@ -382,7 +382,7 @@ static int parse_args(int argc, char **argv)
     };
     int o;
 
-    argv[0] = (char *)"echo_client"; /* getopt's messages: not libtool's path */
+    argv[0] = (char *)"asyncore-echo-client"; /* getopt's messages: not libtool's path */
     while ((o = getopt_long(argc, argv, "h:p:u:c:n:s:", longopts, NULL)) != -1) {
         long *num = NULL, min = 1, max = 1L << 30;
 
@@ -397,16 +397,16 @@ static int parse_args(int argc, char **argv)
         default: return -1;
         }
         if (num != NULL && (*num = parse_num(optarg, min, max)) < 0) {
-            fprintf(stderr, "echo_client: bad number for -%c: %s\n", o, optarg);
+            fprintf(stderr, "asyncore-echo-client: bad number for -%c: %s\n", o, optarg);
             return -1;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "echo_client: unexpected argument: %s\n", argv[optind]);
+        fprintf(stderr, "asyncore-echo-client: unexpected argument: %s\n", argv[optind]);
         return -1;
     }
     if (opt.count == 0 && opt.conns != 1) {
-        fprintf(stderr, "echo_client: -c needs -n\n");
+        fprintf(stderr, "asyncore-echo-client: -c needs -n\n");
         return -1;
     }
     return 0;

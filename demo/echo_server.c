@@ -1,7 +1,7 @@
 /*
  * echo_server.c -- echo every byte back, to many clients at once.
  *
- *   echo_server [-b ADDR] [-p PORT] [-u PATH] [-t THREADS] [-R]
+ *   asyncore-echo-server [-b ADDR] [-p PORT] [-u PATH] [-t THREADS] [-R]
  *
  * The shape is the classic asyncore echo server: a listening dispatcher
  * whose handle_accepted gives each new connection a dispatcher_with_send,
@@ -213,10 +213,10 @@ static asyncore_dispatcher *start_server(asyncore_map *map, unsigned port,
     return server;
 fail:
     if (path != NULL)
-        fprintf(stderr, "echo_server: cannot listen on %s: %s\n", path,
+        fprintf(stderr, "asyncore-echo-server: cannot listen on %s: %s\n", path,
                 strerror(errno));
     else
-        fprintf(stderr, "echo_server: cannot listen on %s port %u: %s\n", addr,
+        fprintf(stderr, "asyncore-echo-server: cannot listen on %s port %u: %s\n", addr,
                 port, strerror(errno));
     return NULL;
 }
@@ -291,7 +291,7 @@ static long make_workers(struct worker *w, int *ok)
     *ok = 0;
     for (n = 0; n < opt.threads; n++) {
         if ((w[n].map = asyncore_map_new(NULL)) == NULL) {
-            fprintf(stderr, "echo_server: %s\n", strerror(errno));
+            fprintf(stderr, "asyncore-echo-server: %s\n", strerror(errno));
             return n;
         }
         if (opt.reevaluate)
@@ -317,7 +317,7 @@ static int run_workers(struct worker *w, long n, sigset_t *set)
 
     for (i = 0; i < n; i++) {
         if ((errno = pthread_create(&w[i].thread, NULL, worker_main, &w[i])) != 0) {
-            fprintf(stderr, "echo_server: cannot start a thread: %s\n",
+            fprintf(stderr, "asyncore-echo-server: cannot start a thread: %s\n",
                     strerror(errno));
             rc = 1;
             break;
@@ -331,14 +331,14 @@ static int run_workers(struct worker *w, long n, sigset_t *set)
     for (i = 0; i < n && w[i].started; i++) {
         if (asyncore_map_call_soon_threadsafe(w[i].map, stop_worker, NULL) < 0) {
             /* The worker cannot be told to stop: leave without it. */
-            fprintf(stderr, "echo_server: %s\n", strerror(errno));
+            fprintf(stderr, "asyncore-echo-server: %s\n", strerror(errno));
             exit(1);
         }
     }
     for (i = 0; i < n && w[i].started; i++) {
         pthread_join(w[i].thread, NULL);
         if (w[i].rc < 0) {
-            fprintf(stderr, "echo_server: %s\n", strerror(w[i].err));
+            fprintf(stderr, "asyncore-echo-server: %s\n", strerror(w[i].err));
             rc = 1;
         }
     }
@@ -354,7 +354,7 @@ static int serve_threads(void)
     int ok, rc = 1;
 
     if (w == NULL) {
-        fprintf(stderr, "echo_server: %s\n", strerror(errno));
+        fprintf(stderr, "asyncore-echo-server: %s\n", strerror(errno));
         return 1;
     }
     /* Blocked before any thread exists, so that every thread inherits the
@@ -374,9 +374,9 @@ static int serve_threads(void)
 /* The synopsis; with --help the options too, on stdout. */
 static void usage(FILE *to)
 {
-    fputs("usage: echo_server [-b ADDR] [-p PORT] [-u PATH] [-t THREADS] [-R]\n", to);
+    fputs("usage: asyncore-echo-server [-b ADDR] [-p PORT] [-u PATH] [-t THREADS] [-R]\n", to);
     if (to == stderr) {
-        fputs("Try 'echo_server --help' for more.\n", to);
+        fputs("Try 'asyncore-echo-server --help' for more.\n", to);
         return;
     }
     fprintf(to,
@@ -429,7 +429,7 @@ static int parse_args(int argc, char **argv)
     };
     int o;
 
-    argv[0] = (char *)"echo_server"; /* getopt's messages: not libtool's path */
+    argv[0] = (char *)"asyncore-echo-server"; /* getopt's messages: not libtool's path */
     while ((o = getopt_long(argc, argv, "b:p:u:t:Rh", longopts, NULL)) != -1) {
         switch (o) {
         case 'b': opt.addr = optarg; break;
@@ -437,13 +437,13 @@ static int parse_args(int argc, char **argv)
         case 'u': opt.path = optarg; break;
         case 'p':
             if ((opt.port = parse_port(optarg)) < 0) {
-                fprintf(stderr, "echo_server: bad port: %s\n", optarg);
+                fprintf(stderr, "asyncore-echo-server: bad port: %s\n", optarg);
                 return -1;
             }
             break;
         case 't':
             if ((opt.threads = parse_count(optarg, MAX_THREADS)) < 0) {
-                fprintf(stderr, "echo_server: bad thread count: %s\n", optarg);
+                fprintf(stderr, "asyncore-echo-server: bad thread count: %s\n", optarg);
                 return -1;
             }
             break;
@@ -452,11 +452,11 @@ static int parse_args(int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "echo_server: unexpected argument: %s\n", argv[optind]);
+        fprintf(stderr, "asyncore-echo-server: unexpected argument: %s\n", argv[optind]);
         return -1;
     }
     if (opt.threads > 1 && opt.path != NULL) {
-        fprintf(stderr, "echo_server: -t needs TCP: Unix sockets cannot share a path\n");
+        fprintf(stderr, "asyncore-echo-server: -t needs TCP: Unix sockets cannot share a path\n");
         return -1;
     }
     return 0;
@@ -486,11 +486,11 @@ int main(int argc, char **argv)
     }
     if (sigint == NULL || sigterm == NULL || evsignal_add(sigint, NULL) < 0 ||
         evsignal_add(sigterm, NULL) < 0) {
-        fprintf(stderr, "echo_server: cannot watch signals\n");
+        fprintf(stderr, "asyncore-echo-server: cannot watch signals\n");
     } else if ((server = start_server(NULL, (unsigned)opt.port, 0)) != NULL) {
         print_listening(server);
         if (asyncore_loop(NULL, -1.0, ASYNCORE_FOREVER) < 0)
-            fprintf(stderr, "echo_server: %s\n", strerror(errno));
+            fprintf(stderr, "asyncore-echo-server: %s\n", strerror(errno));
         else if (got_signal)
             rc = 0;
         /* Otherwise the listener failed and closed; its handle_error has

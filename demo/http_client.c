@@ -1,7 +1,7 @@
 /*
  * http_client.c -- fetch http:// and https:// URLs over async_chat channels.
  *
- *   http_client [-k] [--cacert FILE] [-o FILE|-O DIR] [-c PARALLEL] [-q]
+ *   asyncore-http-client [-k] [--cacert FILE] [-o FILE|-O DIR] [-c PARALLEL] [-q]
  *               [-t SECONDS] URL...
  *
  * An HTTP/1.1 response is a textbook case for async_chat's terminators:
@@ -162,7 +162,7 @@ static void say(const char *fmt, ...)
 
     if (progress.on)
         fputs("\r\033[K", stderr);
-    fputs("http_client: ", stderr);
+    fputs("asyncore-http-client: ", stderr);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -290,7 +290,7 @@ static void send_request(struct conn *c)
     http_url_host_header(&c->job->url, host, sizeof(host));
     n = snprintf(req, sizeof(req),
                  "GET %s HTTP/1.1\r\nHost: %s\r\n"
-                 "User-Agent: http_client/%s (libasyncore)\r\n"
+                 "User-Agent: asyncore-http-client/%s (libasyncore)\r\n"
                  "Accept: */*\r\n\r\n",
                  c->job->url.target, host, asyncore_version());
     c->st = R_STATUS;
@@ -806,11 +806,11 @@ again:
 /* The synopsis; with --help the options too, on stdout. */
 static void usage(FILE *to)
 {
-    fputs("usage: http_client [-k] [--cacert FILE] [-o FILE|-O DIR] [-c PARALLEL] [-q]\n"
+    fputs("usage: asyncore-http-client [-k] [--cacert FILE] [-o FILE|-O DIR] [-c PARALLEL] [-q]\n"
           "                   [-t SECONDS] URL...\n",
           to);
     if (to == stderr) {
-        fputs("Try 'http_client --help' for more.\n", to);
+        fputs("Try 'asyncore-http-client --help' for more.\n", to);
         return;
     }
     fprintf(to,
@@ -838,7 +838,7 @@ static int parse_args(int argc, char **argv)
     char *end;
     int o;
 
-    argv[0] = (char *)"http_client"; /* getopt's messages: not libtool's path */
+    argv[0] = (char *)"asyncore-http-client"; /* getopt's messages: not libtool's path */
     while ((o = getopt_long(argc, argv, "o:O:c:qt:hk", longopts, NULL)) != -1) {
         switch (o) {
         case 'k': opt.insecure = 1; break;
@@ -851,14 +851,14 @@ static int parse_args(int argc, char **argv)
             opt.parallel = strtol(optarg, &end, 10);
             if (errno || end == optarg || *end || opt.parallel < 1 ||
                 opt.parallel > 10000) {
-                fprintf(stderr, "http_client: bad number for -c: %s\n", optarg);
+                fprintf(stderr, "asyncore-http-client: bad number for -c: %s\n", optarg);
                 return -1;
             }
             break;
         case 't':
             opt.timeout = strtod(optarg, &end);
             if (end == optarg || *end || !(opt.timeout > 0 && opt.timeout <= 1e6)) {
-                fprintf(stderr, "http_client: bad timeout: %s\n", optarg);
+                fprintf(stderr, "asyncore-http-client: bad timeout: %s\n", optarg);
                 return -1;
             }
             break;
@@ -867,15 +867,15 @@ static int parse_args(int argc, char **argv)
         }
     }
     if (optind == argc) {
-        fprintf(stderr, "http_client: no URL\n");
+        fprintf(stderr, "asyncore-http-client: no URL\n");
         return -1;
     }
     if (opt.file != NULL && opt.dir != NULL) {
-        fprintf(stderr, "http_client: -o and -O exclude each other\n");
+        fprintf(stderr, "asyncore-http-client: -o and -O exclude each other\n");
         return -1;
     }
     if (argc - optind > 1 && opt.dir == NULL) {
-        fprintf(stderr, "http_client: several URLs need -O DIR\n");
+        fprintf(stderr, "asyncore-http-client: several URLs need -O DIR\n");
         return -1;
     }
     return 0;

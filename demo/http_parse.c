@@ -1,5 +1,5 @@
 /*
- * http_parse.c -- the HTTP/1.1 syntax shared by http_client and http_server
+ * http_parse.c -- the HTTP/1.1 syntax shared by asyncore-http-client and asyncore-http-server
  * (RFC 9110, 9112, and RFC 3986 for URLs).  Pure functions over (buf, len):
  * see http_parse.h.
  *

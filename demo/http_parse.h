@@ -1,5 +1,5 @@
 /*
- * http_parse.h -- the HTTP/1.1 syntax shared by http_client and http_server.
+ * http_parse.h -- the HTTP/1.1 syntax shared by asyncore-http-client and asyncore-http-server.
  *
  * Every function here is pure: it reads the (buf, len) it is given, which
  * need not be NUL-terminated, writes only to its output arguments, and does
@@ -19,7 +19,7 @@
 #define HTTP_HOST_MAX 256
 #define HTTP_TARGET_MAX HTTP_LINE_MAX
 
-/* ---- URLs (http_client) -------------------------------------------------- */
+/* ---- URLs (asyncore-http-client) -------------------------------------------------- */
 
 /** An http:// or https:// URL taken apart. */
 struct http_url {
@@ -60,7 +60,7 @@ int http_url_format(const struct http_url *u, char *buf, size_t size);
 int http_url_host_header(const struct http_url *u, char *buf, size_t size);
 
 /**
- * The file name under which http_client -O saves @target: its last path
+ * The file name under which asyncore-http-client -O saves @target: its last path
  * segment, percent-decoded, or "index.html" for a path ending in '/'.
  * Returns 0, or -1 if that name is unusable ("..", a '/' or NUL once
  * decoded, bad percent-encoding, longer than @size - 1).
@@ -126,7 +126,7 @@ int http_parse_content_length(const char *value, size_t len, uint64_t *n);
  */
 int http_parse_chunk_size(const char *buf, size_t len, uint64_t *n);
 
-/* ---- serving files (http_server) ----------------------------------------- */
+/* ---- serving files (asyncore-http-server) ----------------------------------------- */
 
 /**
  * Percent-decode @len bytes at @in into @out (NUL-terminated, at most

@@ -1,7 +1,7 @@
 /*
  * http_server.c -- serve the files under a directory over HTTP/1.1.
  *
- *   http_server [-b ADDR] [-p PORT] [-r ROOT] [-t SECONDS]
+ *   asyncore-http-server [-b ADDR] [-p PORT] [-r ROOT] [-t SECONDS]
  *
  * A small static file server in the medusa tradition: a listening
  * dispatcher hands each connection to an async_chat channel, and the
@@ -412,7 +412,7 @@ static size_t server_line_len;
 static void set_server_line(void)
 {
     int n = snprintf(server_line, sizeof(server_line),
-                     "Server: http_server (libasyncore %s)\r\nDate: ",
+                     "Server: asyncore-http-server (libasyncore %s)\r\nDate: ",
                      asyncore_version());
 
     server_line_len = n < 0 ? 0 : (size_t)n < sizeof(server_line) ? (size_t)n
@@ -898,7 +898,7 @@ static asyncore_dispatcher *start_server(void)
         asyncore_set_reuse_addr(server) < 0 ||
         asyncore_bind_host(server, opt.addr, (unsigned)opt.port) < 0 ||
         asyncore_listen(server, 4096) < 0) {
-        fprintf(stderr, "http_server: cannot listen on %s port %ld: %s\n",
+        fprintf(stderr, "asyncore-http-server: cannot listen on %s port %ld: %s\n",
                 opt.addr, opt.port, strerror(errno));
         return NULL;
     }
@@ -907,9 +907,9 @@ static asyncore_dispatcher *start_server(void)
 
 static void usage(FILE *to)
 {
-    fputs("usage: http_server [-b ADDR] [-p PORT] [-r ROOT] [-t SECONDS]\n", to);
+    fputs("usage: asyncore-http-server [-b ADDR] [-p PORT] [-r ROOT] [-t SECONDS]\n", to);
     if (to == stderr) {
-        fputs("Try 'http_server --help' for more.\n", to);
+        fputs("Try 'asyncore-http-server --help' for more.\n", to);
         return;
     }
     fprintf(to,
@@ -935,7 +935,7 @@ static int parse_args(int argc, char **argv)
     char *end;
     int o;
 
-    argv[0] = (char *)"http_server"; /* getopt's messages: not libtool's path */
+    argv[0] = (char *)"asyncore-http-server"; /* getopt's messages: not libtool's path */
     while ((o = getopt_long(argc, argv, "b:p:r:t:h", longopts, NULL)) != -1) {
         switch (o) {
         case 'b': opt.addr = optarg; break;
@@ -944,7 +944,7 @@ static int parse_args(int argc, char **argv)
             errno = 0;
             opt.port = strtol(optarg, &end, 10);
             if (errno || end == optarg || *end || opt.port < 0 || opt.port > 65535) {
-                fprintf(stderr, "http_server: bad port: %s\n", optarg);
+                fprintf(stderr, "asyncore-http-server: bad port: %s\n", optarg);
                 return -1;
             }
             break;
@@ -953,7 +953,7 @@ static int parse_args(int argc, char **argv)
             opt.timeout = strtod(optarg, &end);
             if (errno || end == optarg || *end || !(opt.timeout >= 0) ||
                 opt.timeout > 86400) {
-                fprintf(stderr, "http_server: bad timeout: %s\n", optarg);
+                fprintf(stderr, "asyncore-http-server: bad timeout: %s\n", optarg);
                 return -1;
             }
             break;
@@ -962,7 +962,7 @@ static int parse_args(int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "http_server: unexpected argument: %s\n", argv[optind]);
+        fprintf(stderr, "asyncore-http-server: unexpected argument: %s\n", argv[optind]);
         return -1;
     }
     return 0;
@@ -975,11 +975,11 @@ static int set_root(void)
     struct stat sb;
 
     if (realpath(opt.root, root) == NULL || stat(root, &sb) < 0) {
-        fprintf(stderr, "http_server: %s: %s\n", opt.root, strerror(errno));
+        fprintf(stderr, "asyncore-http-server: %s: %s\n", opt.root, strerror(errno));
         return -1;
     }
     if (!S_ISDIR(sb.st_mode)) {
-        fprintf(stderr, "http_server: %s: %s\n", opt.root, strerror(ENOTDIR));
+        fprintf(stderr, "asyncore-http-server: %s: %s\n", opt.root, strerror(ENOTDIR));
         return -1;
     }
     root_len = strlen(root);
@@ -1014,11 +1014,11 @@ int main(int argc, char **argv)
     }
     if (sigint == NULL || sigterm == NULL || evsignal_add(sigint, NULL) < 0 ||
         evsignal_add(sigterm, NULL) < 0) {
-        fprintf(stderr, "http_server: cannot watch signals\n");
+        fprintf(stderr, "asyncore-http-server: cannot watch signals\n");
     } else if ((server = start_server()) != NULL) {
         print_listening(server);
         if (asyncore_loop(NULL, -1.0, ASYNCORE_FOREVER) < 0)
-            fprintf(stderr, "http_server: %s\n", strerror(errno));
+            fprintf(stderr, "asyncore-http-server: %s\n", strerror(errno));
         else if (got_signal)
             rc = 0;
     }

@@ -1,5 +1,5 @@
 #!/bin/sh
-# demo_echo.sh -- echo_server and echo_client against peers we did not write
+# demo_echo.sh -- asyncore-echo-server and asyncore-echo-client against peers we did not write
 # (python3's socket module, CPython's asyncore, socat) and against each other.
 #
 # Run by "make check" from the build directory.  The programs are found via
@@ -10,8 +10,8 @@
 
 here=$(cd "$(dirname "$0")" && pwd)
 top_builddir=${top_builddir:-.}
-ECHO_SERVER=${ECHO_SERVER:-$top_builddir/demo/echo_server}
-ECHO_CLIENT=${ECHO_CLIENT:-$top_builddir/demo/echo_client}
+ECHO_SERVER=${ECHO_SERVER:-$top_builddir/demo/asyncore-echo-server}
+ECHO_CLIENT=${ECHO_CLIENT:-$top_builddir/demo/asyncore-echo-client}
 PEER=$here/echo_peer.py
 # A timeout long enough for valgrind, short enough to end a hung test.
 T=30
@@ -22,7 +22,7 @@ built "$ECHO_SERVER" "$ECHO_CLIENT"
 PY="python3 -W ignore::DeprecationWarning"
 scratch demo_echo
 
-# ---- echo_server against clients we did not write --------------------------
+# ---- asyncore-echo-server against clients we did not write --------------------------
 
 ipv4_python_clients() {
     timeout $T $PY "$PEER" client "$addr" --conns 4
@@ -95,7 +95,7 @@ else
     fail "server starts on a Unix socket"
 fi
 
-# ---- echo_client against CPython's asyncore and against our server ---------
+# ---- asyncore-echo-client against CPython's asyncore and against our server ---------
 
 # asyncore left the standard library in 3.12; Debian 12's python3 has it.
 APY=
@@ -135,7 +135,7 @@ if [ -n "$APY" ]; then
             s=$?
             cat "$tmp/early.err"
             [ $s -eq 1 ] &&
-                grep -q "^echo_client: connection closed early by 127.0.0.1:$port$" \
+                grep -q "^asyncore-echo-client: connection closed early by 127.0.0.1:$port$" \
                     "$tmp/early.err"
         }
         check "client exits 1 with a message when the server closes early" early_close
@@ -158,7 +158,7 @@ refused() {
     s=$?
     cat "$tmp/refused.err"
     [ $s -eq 1 ] && [ "$(wc -l <"$tmp/refused.err")" -eq 1 ] &&
-        grep -q "^echo_client: cannot connect to 127.0.0.1:$p: Connection refused$" \
+        grep -q "^asyncore-echo-client: cannot connect to 127.0.0.1:$p: Connection refused$" \
             "$tmp/refused.err"
 }
 check "client to a refused port exits 1 with one line naming host:port" refused
@@ -168,7 +168,7 @@ no_socket() {
     s=$?
     cat "$tmp/nosock.err"
     [ $s -eq 1 ] && [ "$(wc -l <"$tmp/nosock.err")" -eq 1 ] &&
-        grep -q "^echo_client: cannot connect to $tmp/none.sock: No such file or directory$" \
+        grep -q "^asyncore-echo-client: cannot connect to $tmp/none.sock: No such file or directory$" \
             "$tmp/nosock.err"
 }
 check "client to a missing Unix socket exits 1 with one line naming it" no_socket
@@ -210,7 +210,7 @@ if [ -n "${v4:-}" ]; then
         s=$?
         cat "$tmp/inuse.err"
         [ $s -eq 1 ] && [ "$(wc -l <"$tmp/inuse.err")" -eq 1 ] &&
-            grep -q "^echo_server: cannot listen on 127.0.0.1 port $v4port: Address already in use$" \
+            grep -q "^asyncore-echo-server: cannot listen on 127.0.0.1 port $v4port: Address already in use$" \
                 "$tmp/inuse.err"
     }
     check "server on a port in use exits 1 with a message" in_use

@@ -25,7 +25,7 @@
 
 here=$(cd "$(dirname "$0")" && pwd)
 top_builddir=${top_builddir:-.}
-ECHO_SERVER=${ECHO_SERVER:-$top_builddir/demo/echo_server}
+ECHO_SERVER=${ECHO_SERVER:-$top_builddir/demo/asyncore-echo-server}
 PEER="python3 $here/fault_peer.py"
 SHIM_CC=${SHIM_CC:-cc}
 T=60

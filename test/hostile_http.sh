@@ -1,5 +1,5 @@
 #!/bin/sh
-# hostile_http.sh -- http_client and http_server against hostile peers.
+# hostile_http.sh -- asyncore-http-client and asyncore-http-server against hostile peers.
 #
 # test/demo_http.sh already covers: a garbage status line, a 10 KiB header
 # line and 100 KiB of header lines sent to the client, a chunk size "zz",
@@ -17,9 +17,9 @@
 #   sizes, a huge chunk cut short, a NUL in a header, status 999, binary
 #   noise -- each: exit 1, one clear line, no file left behind; and a
 #   hostile URL fetched beside a good one on another server (our
-#   http_server, -c 2): the good one is saved whole;
+#   asyncore-http-server, -c 2): the good one is saved whole;
 #
-#   the server (our http_server): negative, overflowing and conflicting
+#   the server (our asyncore-http-server): negative, overflowing and conflicting
 #   Content-Lengths and a chunked request body (400); a control character
 #   in a header (400); bare LF line ends, a truncated body and a request
 #   cut mid-line, each followed by a half-close (the connection is closed,
@@ -45,8 +45,8 @@
 
 here=$(cd "$(dirname "$0")" && pwd)
 top_builddir=${top_builddir:-.}
-CLIENT=${HTTP_CLIENT:-$top_builddir/demo/http_client}
-SERVER=${HTTP_SERVER:-$top_builddir/demo/http_server}
+CLIENT=${HTTP_CLIENT:-$top_builddir/demo/asyncore-http-client}
+SERVER=${HTTP_SERVER:-$top_builddir/demo/asyncore-http-server}
 PEER="python3 $here/hostile_peer.py"
 # The server's header deadline for the slowloris round; empty skips it.
 HOSTILE_IDLE_ARGS=${HOSTILE_IDLE_ARGS--t 3}

@@ -20,7 +20,7 @@
 
 here=$(cd "$(dirname "$0")" && pwd)
 top_builddir=${top_builddir:-.}
-ECHO_SERVER=${ECHO_SERVER:-$top_builddir/demo/echo_server}
+ECHO_SERVER=${ECHO_SERVER:-$top_builddir/demo/asyncore-echo-server}
 BYTES=${NETNS_BYTES:-67108864}
 RATE=${NETNS_RATE:-100mbit}
 LOSS=${NETNS_LOSS:-2}

@@ -5,7 +5,7 @@
 #
 #   soak.sh [--conns N] [--seconds S] [--churn C]
 #
-# The echo server (demo/echo_server) is driven by bench/loadgen, which
+# The echo server (demo/asyncore-echo-server) is driven by bench/loadgen, which
 # checks every echoed byte against what it sent: N connections (default
 # 15000) do ping-pong round trips for S seconds (default 120), while a
 # second loadgen opens, uses and closes C connections (default 200) every
@@ -29,7 +29,7 @@
 
 here=$(cd "$(dirname "$0")" && pwd)
 top_builddir=${top_builddir:-.}
-ECHO_SERVER=${ECHO_SERVER:-$top_builddir/demo/echo_server}
+ECHO_SERVER=${ECHO_SERVER:-$top_builddir/demo/asyncore-echo-server}
 LOADGEN=${LOADGEN:-$top_builddir/bench/loadgen}
 CONNS=15000 SECONDS_=120 CHURN=200
 while [ $# -gt 0 ]; do
@@ -44,7 +44,7 @@ done
 skip() { echo "SKIP: $*"; exit 77; }
 command -v python3 >/dev/null 2>&1 || skip "python3 is not installed"
 for prog in "$ECHO_SERVER" "$LOADGEN"; do
-    [ -x "$prog" ] || { echo "FAIL: $prog not built (make demo/echo_server bench/loadgen)"; exit 1; }
+    [ -x "$prog" ] || { echo "FAIL: $prog not built (make demo/asyncore-echo-server bench/loadgen)"; exit 1; }
 done
 hard=$(ulimit -H -n)
 if [ "$hard" != unlimited ]; then

@@ -1,5 +1,5 @@
 /*
- * fuzz_http_request.c -- libFuzzer harness for the parsers http_server
+ * fuzz_http_request.c -- libFuzzer harness for the parsers asyncore-http-server
  * runs on what a client sends (demo/http_parse.h): the request line, header
  * lines and Content-Length, then the target's path as the server maps it to
  * a file: percent-decoding, the ".." check and the content type.

@@ -1,5 +1,5 @@
 /*
- * fuzz_http_response.c -- libFuzzer harness for the parsers http_client
+ * fuzz_http_response.c -- libFuzzer harness for the parsers asyncore-http-client
  * runs on what a server sends (demo/http_parse.h): the status line, header
  * lines, Content-Length values, Transfer-Encoding lists and chunk-size
  * lines.

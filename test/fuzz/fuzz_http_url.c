@@ -1,6 +1,6 @@
 /*
  * fuzz_http_url.c -- libFuzzer harness for the URL functions of
- * demo/http_parse.h: http_client parses the URLs it is given and resolves
+ * demo/http_parse.h: asyncore-http-client parses the URLs it is given and resolves
  * every Location a server sends against the URL it asked for, then derives
  * a file name from the result.  A server controls the Location, so this is
  * hostile input.
