@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -75,6 +76,9 @@
  * without end. */
 #define QUEUE_LIMIT_ENTRIES 16
 #define QUEUE_LIMIT_BYTES (256 * 1024)
+/* How long, at most, a connection waits for the client's close once its
+ * last answer is out (see linger_start). */
+#define LINGER_SECONDS 2.0
 
 /* Seconds a connection may make no progress, and a request header may take
  * to arrive in full once it has begun (slowloris). */
@@ -313,7 +317,8 @@ enum qstate {
     Q_LINE,   /* the request line */
     Q_HEADER, /* header lines, up to the empty one */
     Q_BODY,   /* a request body, skipped: COUNT terminator */
-    Q_DONE    /* the last answer is queued: input is dropped */
+    Q_DONE,   /* the last answer is queued: input is dropped */
+    Q_LINGER  /* it is sent and our side shut: input is dropped until EOF */
 };
 
 struct client {
@@ -361,7 +366,7 @@ static void deadline_over(asyncore_timer *t, void *arg)
     asyncore_dispatcher *d = arg;
     struct client *c = asyncore_dispatcher_user_data(d);
 
-    if (c->st != Q_DONE && backlogged(d) &&
+    if (c->st != Q_DONE && c->st != Q_LINGER && backlogged(d) &&
         asyncore_timer_rearm(t, opt.timeout) == 0)
         return;
     c->deadline = NULL; /* a one-shot is released when this returns */
@@ -689,7 +694,7 @@ static void client_collect(asyncore_dispatcher *d, const void *data, size_t len)
     size_t cap = c->line_cap;
     char *p;
 
-    if (c->st == Q_BODY || c->st == Q_DONE)
+    if (c->st == Q_BODY || c->st == Q_DONE || c->st == Q_LINGER)
         return;
     c->partial = 1;
     if (len > HTTP_LINE_MAX - c->line_len) {
@@ -736,6 +741,7 @@ static void client_found(asyncore_dispatcher *d)
         serve(d);
         break;
     case Q_DONE:
+    case Q_LINGER:
         break;
     }
     c->line_len = 0;
@@ -752,7 +758,7 @@ static int client_readable(asyncore_dispatcher *d)
 
     if (c->peer_closed)
         return 0; /* EOF is not read twice */
-    return c->st == Q_DONE || !backlogged(d);
+    return c->st == Q_DONE || c->st == Q_LINGER || !backlogged(d);
 }
 
 /* The chat's read, which frames and answers every whole request that came;
@@ -785,13 +791,45 @@ static void client_idle(asyncore_dispatcher *d)
     asyncore_close(d);
 }
 
+/*
+ * The last answer is out (close_when_done's mark was reached).  Closing now
+ * would reset the connection if the client's bytes were still arriving, and
+ * a reset can destroy the end of the answer before the client has read it.
+ * So the close goes in stages (RFC 9112, section 9.6): our side is shut,
+ * which the client reads as the end of the answer, and what it still sends
+ * is dropped until it closes too, or for LINGER_SECONDS at most -- a
+ * deadline no input moves on.  -1 if that cannot be set up: close at once.
+ */
+static int linger_start(asyncore_dispatcher *d)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+    double wait = opt.timeout > 0 && opt.timeout < LINGER_SECONDS
+                      ? opt.timeout : LINGER_SECONDS;
+
+    asyncore_timer_cancel(c->deadline);
+    c->deadline = NULL;
+    if (shutdown(asyncore_dispatcher_fd(d), SHUT_WR) < 0)
+        return -1;
+    c->deadline = asyncore_call_later(asyncore_dispatcher_map(d), wait,
+                                      deadline_over, d);
+    if (c->deadline == NULL)
+        return -1;
+    c->st = Q_LINGER;
+    return 0;
+}
+
 /* The peer closed, maybe only its sending side after its last request (a
  * half-close): it still gets the answers it asked for.  If the connection
- * is really gone, sending them fails and brings us back here. */
+ * is really gone, sending them fails and brings us back here.  The close
+ * mark of the last answer brings us here too, with nothing left queued. */
 static void client_close(asyncore_dispatcher *d)
 {
     struct client *c = asyncore_dispatcher_user_data(d);
 
+    if (c->st == Q_DONE && !c->peer_closed &&
+        asyncore_dispatcher_last_error(d) == 0 &&
+        asyncore_chat_queued(d, NULL) == 0 && linger_start(d) == 0)
+        return;
     if (c->peer_closed || asyncore_dispatcher_last_error(d) != 0 ||
         asyncore_chat_queued(d, NULL) == 0) {
         asyncore_chat_handle_close(d); /* the parent's: close, drop the queue */

@@ -35,9 +35,11 @@
 #   asks for 16 MiB (more than the socket buffers hold) and never reads is
 #   closed within 10 s, with "Connection: close" and kept alive, and also
 #   when it sends a byte every 0.3 s after its request; so is a connection
-#   that never sends, and one left idle after an answer; and a client that
-#   reads 8 MiB slowly, for over 3 s, but steadily gets it all, kept alive
-#   or with "Connection: close".
+#   that never sends, and one left idle after an answer; after an answer
+#   with "Connection: close" the server shuts its side first and waits for
+#   the client's close (at most 1 s), dropping what it sends; and a client
+#   that reads 8 MiB slowly, for over 3 s, but steadily gets it all, kept
+#   alive or with "Connection: close".
 #
 # Run by "make check" from the build directory; $HTTP_CLIENT/$HTTP_SERVER
 # override the programs and $DEMO_WRAPPER (e.g. valgrind) is put in front of
@@ -252,6 +254,22 @@ elif start timeouts $WRAP "$SERVER" -p 0 -r "$root" -t 1; then
     # must not keep a connection whose answer does not move alive.
     check "server -t 1: a client that never reads its answer but drips bytes is closed" \
         stalled stall3 --close --drip 0.3
+    # lingered [--keep-open]: after a Connection: close answer the server
+    # shuts its side, drops what the client still sends and waits for the
+    # client's close: at once after it, or after -t (1 s) without it.
+    lingered() {
+        timeout $T $PEER linger "$taddr" --pid "$tpid" --path /mib --within 10 "$@" \
+            >"$tmp/linger.out" 2>&1
+        cat "$tmp/linger.out"
+        grep -q "^after the answer's end: held$" "$tmp/linger.out" &&
+            awk -v open="$#" '/^closed by the server / {
+                    ok = open ? ($5 >= 0.5 && $5 <= 3) : $5 < 0.5 }
+                END { exit !ok }' "$tmp/linger.out"
+    }
+    check "server -t 1: after a Connection: close answer it waits for the client's close" \
+        lingered
+    check "server -t 1: ... but not longer than 1 s for a client that never closes" \
+        lingered --keep-open
     idle_closed() {
         timeout $T $PEER idle "$taddr" --within 10 "$@" >"$tmp/idle.out" 2>&1
         closed_after "$tmp/idle.out"

@@ -297,6 +297,38 @@ def stall(args):
     return 0
 
 
+def linger(args):
+    """A Connection: close answer read whole, then the server's end seen
+    (EOF); the server must still hold the connection, dropping what we send,
+    until we close (or, with --keep-open, until its linger time is over)."""
+    base = server_sockets(args.pid)
+    s = small_socket(args.addr, 65536)
+    s.sendall(request(args.path, True))
+    got, length = drain_body(s, args.within)
+    if length < 0 or got != length:
+        print("no whole answer: got %d body bytes of %d" % (got, length))
+        return 1
+    s.settimeout(args.within)
+    if s.recv(1) != b"":
+        print("more than the answer")
+        return 1
+    s.sendall(b"bytes after the answer\r\n")
+    time.sleep(0.1)
+    held = server_sockets(args.pid) > base
+    print("after the answer's end: %s" % ("held" if held else "closed"), flush=True)
+    t0 = time.monotonic()
+    if not args.keep_open:
+        s.close()
+    if wait_for(lambda: server_sockets(args.pid) <= base, args.within):
+        print("closed by the server %.1f s after %s" %
+              (time.monotonic() - t0, "ours" if not args.keep_open else "that"),
+              flush=True)
+    else:
+        print("still open after %g s" % args.within, flush=True)
+    s.close()
+    return 0
+
+
 def idle(args):
     s = small_socket(args.addr, 65536)
     if args.path:
@@ -368,6 +400,12 @@ def main():
     a.add_argument("--close", action="store_true")
     a.add_argument("--drip", type=float, default=0.0)
     a.add_argument("--within", type=float, required=True)
+    a = sub.add_parser("linger")
+    a.add_argument("addr")
+    a.add_argument("--pid", type=int, required=True)
+    a.add_argument("--path", required=True)
+    a.add_argument("--keep-open", action="store_true")
+    a.add_argument("--within", type=float, required=True)
     a = sub.add_parser("idle")
     a.add_argument("addr")
     a.add_argument("--path")
@@ -380,7 +418,7 @@ def main():
     a.add_argument("--close", action="store_true")
     args = p.parse_args()
     return {"server": server, "raw": raw, "slowloris": slowloris,
-            "greedy": greedy, "stall": stall, "idle": idle,
+            "greedy": greedy, "stall": stall, "linger": linger, "idle": idle,
             "slowread": slowread}[args.mode](args)
 
 
