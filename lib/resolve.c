@@ -246,9 +246,9 @@ static int attempt(asyncore_dispatcher *d, struct asyncore__resolve *r,
 /*
  * Try the addresses from r->next on until an attempt starts.  Returns 0 when
  * one did (connected at once, or in progress: then r is d->ext->resolve
- * until its outcome), -1 with errno when none could; *tried tells whether any usable
- * address was there.  r is d's or freed on return, never both.  No hook is
- * called here but those of asyncore_connect() itself.
+ * until its outcome), -1 with errno when none could; *tried tells whether
+ * any usable address was there.  r is d's or freed on return, never both.
+ * No hook is called here but those of asyncore_connect() itself.
  */
 static int try_addresses(asyncore_dispatcher *d, struct asyncore__resolve *r,
                          int *tried)

@@ -87,13 +87,14 @@ static ssize_t send_buffered(asyncore_dispatcher *d, const void *buf,
         if (n >= 0 && (size_t)n == len)
             return n;
         if (n < 0) {
+            int over;
+
             asyncore__hold(d);
             n = asyncore__send_failed(d);
-            if (d->closed || n < 0) {
-                asyncore__release(d);
-                return n < 0 ? -1 : (ssize_t)len;
-            }
+            over = d->closed || n < 0; /* read before the release frees d */
             asyncore__release(d);
+            if (over)
+                return n < 0 ? -1 : (ssize_t)len;
         }
     }
     if (d->out == NULL && (d->out = evbuffer_new()) == NULL) {
@@ -115,7 +116,8 @@ void asyncore_with_send_handle_write(asyncore_dispatcher *d)
 
 int asyncore_with_send_writable(asyncore_dispatcher *d)
 {
-    return d != NULL && (!d->connected || (!d->closed && asyncore__queued(d) > 0));
+    return d != NULL &&
+           (!d->connected || (!d->closed && asyncore__queued(d) > 0));
 }
 
 /* Checked once here; the buffered path and the plain one trust it. */
