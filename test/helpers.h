@@ -41,12 +41,12 @@ int th_raw_listener(int family, struct sockaddr_storage *ss, socklen_t *len);
 int th_raw_connect(const struct sockaddr_storage *ss, socklen_t len);
 
 /* Accept on a raw listener, waiting at most @seconds; -1 on timeout. */
+int th_raw_accept(int listener, double seconds);
 
 /* A TCP socket bound to @ip:@port (numeric, IPv4 or IPv6) and not
  * listening: connecting to it is refused while it is open.  -1 if the
  * address is taken. */
 int th_refuser(const char *ip, unsigned port);
-int th_raw_accept(int listener, double seconds);
 
 /* Run asyncore_poll(th_map, 0.01) until *@flag is non-zero or @seconds
  * passed (or the map is empty).  Returns *@flag. */

@@ -129,6 +129,20 @@ static ssize_t read_pattern(int fd, size_t *got, size_t max)
     return n;
 }
 
+/* Poll the map while @peer reads what arrives, @chunk bytes at most per
+ * read, until *@got reaches @total or @seconds pass. */
+static void poll_while_reading(int peer, size_t *got, size_t total,
+                               size_t chunk, double seconds)
+{
+    double end = th_now() + seconds;
+
+    while (*got < total && th_now() < end) {
+        ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
+        while (read_pattern(peer, got, chunk) > 0)
+            ;
+    }
+}
+
 /* A connected pair of @family: the library's end adopted by a new
  * dispatcher_with_send, the raw peer returned in *@peer. */
 static asyncore_dispatcher *with_send_pair(int family,
@@ -209,7 +223,6 @@ START_TEST(four_mib_reach_a_slow_peer_in_order_and_write_interest_ends)
     unsigned char *data = pattern_buf(BIG);
     size_t got = 0;
     int peer, writes_when_drained;
-    double end;
     FAMILY_OR_SKIP();
 
     d = with_send_pair(family, &noread, &p, &peer);
@@ -224,12 +237,7 @@ START_TEST(four_mib_reach_a_slow_peer_in_order_and_write_interest_ends)
     ck_assert_uint_gt(asyncore_send_pending(d), 0);
 
     /* Now it reads, a little at a time. */
-    end = th_now() + 20.0;
-    while (got < BIG && th_now() < end) {
-        ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
-        while (read_pattern(peer, &got, 32768) > 0)
-            ;
-    }
+    poll_while_reading(peer, &got, BIG, 32768, 20.0);
     ck_assert_uint_eq(got, BIG);
     ck_assert_uint_eq(asyncore_send_pending(d), 0);
     ck_assert_int_eq(asyncore_with_send_writable(d), 0);
@@ -301,7 +309,6 @@ START_TEST(each_handle_write_sends_at_most_one_chunk)
     int sv[2], big = 4 << 20;
     size_t got = 0;
     ssize_t n;
-    double end;
 
     /* Socket buffers far larger than a chunk, so that any limit seen is
      * the library's and not the kernel's. */
@@ -321,12 +328,7 @@ START_TEST(each_handle_write_sends_at_most_one_chunk)
     n = asyncore_initiate_send(d);
     ck_assert_int_eq(n, ASYNCORE_SEND_CHUNK);
 
-    end = th_now() + 10.0;
-    while (got < (1u << 20) && th_now() < end) {
-        ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
-        while (read_pattern(sv[1], &got, 65536) > 0)
-            ;
-    }
+    poll_while_reading(sv[1], &got, 1u << 20, 65536, 10.0);
     ck_assert_uint_eq(got, 1u << 20);
     ck_assert_int_gt(p.writes, 0);
     ck_assert_uint_eq(p.max_sent, ASYNCORE_SEND_CHUNK);
@@ -445,17 +447,11 @@ START_TEST(with_send_predicates_named_explicitly_flush_as_inherited_ones)
     unsigned char *data = pattern_buf(BIG);
     size_t got = 0;
     int peer;
-    double end;
 
     d = with_send_pair(AF_UNIX, &explicit_defaults, &p, &peer);
     ck_assert_int_eq(asyncore_send(d, data, BIG), (ssize_t)BIG);
     free(data);
-    end = th_now() + 20.0;
-    while (got < BIG && th_now() < end) {
-        ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
-        while (read_pattern(peer, &got, 65536) > 0)
-            ;
-    }
+    poll_while_reading(peer, &got, BIG, 65536, 20.0);
     ck_assert_uint_eq(got, BIG);
     ck_assert_int_gt(p.writes, 0);
     ck_assert_uint_eq(asyncore_send_pending(d), 0);

@@ -1331,13 +1331,15 @@ START_TEST(connect_by_name_moves_past_a_refused_address)
     s.ctx = server_ctx(srv_crt);
     s.child = &echo_handlers;
     for (int tries = 0;; tries++) {
-        asyncore_dispatcher *l = th_listener(th_map, first == AF_INET ? AF_INET6 : AF_INET,
-                                             &server_handlers, &s, &s.ss, &s.len);
+        int second = first == AF_INET ? AF_INET6 : AF_INET;
+        asyncore_dispatcher *l = th_listener(th_map, second, &server_handlers,
+                                             &s, &s.ss, &s.len);
 
         port = ntohs(s.ss.ss_family == AF_INET6
                          ? ((struct sockaddr_in6 *)&s.ss)->sin6_port
                          : ((struct sockaddr_in *)&s.ss)->sin_port);
-        if ((refused = th_refuser(first == AF_INET6 ? "::1" : "127.0.0.1", port)) >= 0)
+        refused = th_refuser(first == AF_INET6 ? "::1" : "127.0.0.1", port);
+        if (refused >= 0)
             break;
         ck_assert_int_lt(tries, 20); /* a free port pair comes soon */
         ck_assert_int_eq(asyncore_close(l), 0);
