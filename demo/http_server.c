@@ -30,7 +30,9 @@
  * is closed by the library's idle timeout: a client silent between
  * requests, and one that stopped reading a large answer, whose send then
  * waits.  A client dripping a header byte now and then is never idle: a
- * request header must also be complete SECONDS after it began to arrive.
+ * request header must also be complete SECONDS after it began to arrive,
+ * and a last answer (Connection: close) must move at least every SECONDS.
+ * After that answer the close goes in stages (linger_start).
  *
  * Exit status: 0 after SIGINT or SIGTERM, 1 on a runtime failure, 2 on bad
  * usage.
@@ -48,8 +50,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -825,13 +827,12 @@ static int linger_start(asyncore_dispatcher *d)
 static void client_close(asyncore_dispatcher *d)
 {
     struct client *c = asyncore_dispatcher_user_data(d);
+    int gone = c->peer_closed || asyncore_dispatcher_last_error(d) != 0;
+    int sent = asyncore_chat_queued(d, NULL) == 0;
 
-    if (c->st == Q_DONE && !c->peer_closed &&
-        asyncore_dispatcher_last_error(d) == 0 &&
-        asyncore_chat_queued(d, NULL) == 0 && linger_start(d) == 0)
+    if (c->st == Q_DONE && !gone && sent && linger_start(d) == 0)
         return;
-    if (c->peer_closed || asyncore_dispatcher_last_error(d) != 0 ||
-        asyncore_chat_queued(d, NULL) == 0) {
+    if (gone || sent) {
         asyncore_chat_handle_close(d); /* the parent's: close, drop the queue */
         return;
     }

@@ -262,8 +262,8 @@ elif start timeouts $WRAP "$SERVER" -p 0 -r "$root" -t 1; then
             >"$tmp/linger.out" 2>&1
         cat "$tmp/linger.out"
         grep -q "^after the answer's end: held$" "$tmp/linger.out" &&
-            awk -v open="$#" '/^closed by the server / {
-                    ok = open ? ($5 >= 0.5 && $5 <= 3) : $5 < 0.5 }
+            awk -v open="$#" '/^closed by the server after / {
+                    ok = open ? ($6 >= 0.5 && $6 <= 3) : $6 < 0.5 }
                 END { exit !ok }' "$tmp/linger.out"
     }
     check "server -t 1: after a Connection: close answer it waits for the client's close" \

@@ -254,6 +254,24 @@ def drain_body(s, seconds):
     return got, length
 
 
+def whole_answer(s, seconds):
+    """Read the answer to the request sent on @s: True if it came whole."""
+    got, length = drain_body(s, seconds)
+    if length < 0 or got != length:
+        print("no whole answer: got %d body bytes of %d" % (got, length))
+        return False
+    return True
+
+
+def say_closed(closed, t0, seconds):
+    """Whether the server closed, and when (@t0 on)."""
+    if closed:
+        print("closed by the server after %.1f s" % (time.monotonic() - t0),
+              flush=True)
+    else:
+        print("still open after %g s" % seconds, flush=True)
+
+
 def wait_for(pred, seconds):
     end = time.monotonic() + seconds
     while not pred():
@@ -286,11 +304,7 @@ def stall(args):
                 pass  # the server closed already
         return server_sockets(args.pid) <= base
 
-    if wait_for(closed, args.within):
-        print("closed by the server after %.1f s" % (time.monotonic() - t0),
-              flush=True)
-    else:
-        print("still open after %g s" % args.within, flush=True)
+    say_closed(wait_for(closed, args.within), t0, args.within)
     got, length = drain_body(s, args.within)
     print("got %d body bytes of %d" % (got, length), flush=True)
     s.close()
@@ -304,9 +318,7 @@ def linger(args):
     base = server_sockets(args.pid)
     s = small_socket(args.addr, 65536)
     s.sendall(request(args.path, True))
-    got, length = drain_body(s, args.within)
-    if length < 0 or got != length:
-        print("no whole answer: got %d body bytes of %d" % (got, length))
+    if not whole_answer(s, args.within):
         return 1
     s.settimeout(args.within)
     if s.recv(1) != b"":
@@ -316,15 +328,11 @@ def linger(args):
     time.sleep(0.1)
     held = server_sockets(args.pid) > base
     print("after the answer's end: %s" % ("held" if held else "closed"), flush=True)
-    t0 = time.monotonic()
+    t0 = time.monotonic()  # the server's close is timed from ours, if any
     if not args.keep_open:
         s.close()
-    if wait_for(lambda: server_sockets(args.pid) <= base, args.within):
-        print("closed by the server %.1f s after %s" %
-              (time.monotonic() - t0, "ours" if not args.keep_open else "that"),
-              flush=True)
-    else:
-        print("still open after %g s" % args.within, flush=True)
+    say_closed(wait_for(lambda: server_sockets(args.pid) <= base, args.within),
+               t0, args.within)
     s.close()
     return 0
 
@@ -333,9 +341,7 @@ def idle(args):
     s = small_socket(args.addr, 65536)
     if args.path:
         s.sendall(request(args.path))
-        got, length = drain_body(s, args.within)
-        if length < 0 or got != length:
-            print("no whole answer: got %d body bytes of %d" % (got, length))
+        if not whole_answer(s, args.within):
             return 1
     t0 = time.monotonic()
     s.settimeout(args.within)
@@ -345,11 +351,7 @@ def idle(args):
         closed = False
     except OSError:
         closed = True  # a reset is a close too
-    if closed:
-        print("closed by the server after %.1f s" % (time.monotonic() - t0),
-              flush=True)
-    else:
-        print("still open after %g s" % args.within, flush=True)
+    say_closed(closed, t0, args.within)
     s.close()
     return 0
 
