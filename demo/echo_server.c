@@ -74,16 +74,6 @@ static void client_read(asyncore_dispatcher *d)
         asyncore_handle_error(d, errno, "send");
 }
 
-/* Backpressure: no reading while the echo queue is over the limit.  The
- * library asks again after every dispatch, so reading resumes by itself
- * once handle_write has drained the queue. */
-static int client_readable(asyncore_dispatcher *d)
-{
-    struct client *c = asyncore_dispatcher_user_data(d);
-
-    return !c->peer_done && asyncore_send_pending(d) < QUEUE_LIMIT;
-}
-
 /* The inherited flush, then the close that a half-closed peer waits for. */
 static void client_write(asyncore_dispatcher *d)
 {
@@ -102,10 +92,15 @@ static void client_close(asyncore_dispatcher *d)
 {
     struct client *c = asyncore_dispatcher_user_data(d);
 
-    if (c->peer_done || asyncore_send_pending(d) == 0)
+    if (c->peer_done || asyncore_send_pending(d) == 0) {
         asyncore_close(d);
-    else
-        c->peer_done = 1;
+        return;
+    }
+    /* Read no more: at end of file every read would come back here.  A
+     * limit of one byte pauses reading while anything is queued, and the
+     * queue is not empty now; once it is, client_write closes. */
+    c->peer_done = 1;
+    (void)asyncore_set_send_limit(d, 1);
 }
 
 /* The dispatcher is gone: free what we attached to it. */
@@ -118,7 +113,6 @@ static const asyncore_handlers client_handlers = {
     .handle_read = client_read,
     .handle_write = client_write,
     .handle_close = client_close,
-    .readable = client_readable,
     .destroy = client_destroy,
     /* writable is inherited: "data is queued". */
 };
@@ -144,6 +138,9 @@ static void server_accepted(asyncore_dispatcher *server, int fd,
             free(c);
         return;
     }
+    /* Backpressure: no reading while the echo queue is at the limit; the
+     * library resumes reading once handle_write has drained it. */
+    (void)asyncore_set_send_limit(d, QUEUE_LIMIT);
     /* Echoes are small writes: do not let Nagle hold them back. */
     if (asyncore_dispatcher_family(d) != AF_UNIX)
         (void)asyncore_set_nodelay(d, 1);

@@ -42,8 +42,14 @@ struct asyncore_dispatcher {
     int fd;
     int refs;           /* the map's (until close), hooks', holders' */
     int last_error;
-    int family;
-    short armed;        /* EV_READ|EV_WRITE currently added to libevent */
+    /* send.c: reading pauses while this many bytes or more are queued;
+     * 0 for never.  32 bits keep the struct at its size (larger limits
+     * are clamped: a 4 GiB queue is no limit in practice). */
+    uint32_t send_limit;
+    /* Narrow on purpose, for the same reason: AF_* values are small, and
+     * -1 is "no socket". */
+    signed char family;
+    unsigned char armed; /* EV_READ|EV_WRITE currently added to libevent */
     unsigned char ignore_log;
     unsigned char addrlen; /* of asyncore's addr, 0 for none; <= 128 */
     unsigned connected : 1;

@@ -140,13 +140,22 @@ static ASYNCORE__NOINLINE short ext_interest(asyncore_dispatcher *d, short want)
     return want;
 }
 
+/* send.c's limit: a long send queue pauses reading, whatever readable()
+ * said (it was still asked: asyncore code may count on that). */
+static inline int queue_full(const asyncore_dispatcher *d)
+{
+    return d->send_limit != 0 && asyncore__queued(d) >= d->send_limit;
+}
+
 /* The predicates' answer as libevent interest; 0 once one of them closed. */
-static inline short wanted_events(asyncore_dispatcher *d)
+static ASYNCORE__ALWAYS_INLINE short wanted_events(asyncore_dispatcher *d)
 {
     short want = ask_readable(d) ? EV_READ : 0;
 
     if (d->closed)
         return 0;
+    if (queue_full(d))
+        want = 0;
     /* Listeners never ask for write interest (asyncore's poll does not). */
     if (!d->accepting && ask_writable(d))
         want |= EV_WRITE;

@@ -41,6 +41,21 @@ size_t asyncore_send_pending(const asyncore_dispatcher *d)
     return asyncore__queued(d);
 }
 
+int asyncore_set_send_limit(asyncore_dispatcher *d, size_t limit)
+{
+    if (asyncore__check(d) < 0)
+        return -1;
+    if (!d->buffered) {
+        errno = EINVAL;
+        return -1;
+    }
+    d->send_limit = limit > UINT32_MAX ? UINT32_MAX : (uint32_t)limit;
+    /* Takes effect now, not at the next dispatch: a limit set on an idle
+     * connection must pause (or resume) its reading at once. */
+    asyncore__interest_update(d);
+    return 0;
+}
+
 ssize_t asyncore_initiate_send(asyncore_dispatcher *d)
 {
     size_t len;

@@ -133,6 +133,7 @@ START_TEST(methods_refuse_a_null_dispatcher_with_einval)
     EXPECT_ERR(asyncore_close(NULL), -1, EINVAL);
     EXPECT_ERR(asyncore_update_interest(NULL), -1, EINVAL);
     EXPECT_ERR(asyncore_initiate_send(NULL), -1, EINVAL);
+    EXPECT_ERR(asyncore_set_send_limit(NULL, 1), -1, EINVAL);
     EXPECT_ERR(asyncore_dispatcher_set_user_data(NULL, buf), -1, EINVAL);
     EXPECT_ERR(asyncore_dispatcher_set_ignore_log_types(NULL, 0), -1, EINVAL);
     EXPECT_ERR(asyncore_dispatcher_hold(NULL), -1, EINVAL);
@@ -513,6 +514,7 @@ START_TEST(methods_on_a_closed_dispatcher_fail_with_ebadf_and_leak_nothing)
     EXPECT_ERR(asyncore_close(d), -1, EBADF);
     EXPECT_ERR(asyncore_send(ws, "x", 1), -1, EBADF);
     EXPECT_ERR(asyncore_initiate_send(ws), -1, EBADF);
+    EXPECT_ERR(asyncore_set_send_limit(ws, 1), -1, EBADF);
     ck_assert_uint_eq(asyncore_send_pending(ws), 0);
 
     /* Accessors still answer, without a descriptor. */

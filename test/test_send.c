@@ -20,6 +20,10 @@ struct probe {
     size_t max_sent;   /* most bytes one handle_write took off the queue */
     int closes;
     int destroys;
+    int reads;              /* handle_read calls */
+    size_t read_bytes;      /* what they received */
+    size_t pending_at_read; /* the send queue at the last of them */
+    int readable_asks;
 };
 
 static int never(asyncore_dispatcher *d)
@@ -466,7 +470,7 @@ static const asyncore_handlers plain = {
     .writable = never,
 };
 
-START_TEST(initiate_send_on_a_plain_dispatcher_fails_with_einval)
+START_TEST(initiate_send_and_a_send_limit_on_a_plain_dispatcher_fail_with_einval)
 {
     asyncore_dispatcher *d = asyncore_dispatcher_new(th_map, &plain, NULL);
     int sv[2];
@@ -476,6 +480,9 @@ START_TEST(initiate_send_on_a_plain_dispatcher_fails_with_einval)
     errno = 0;
     ck_assert_int_eq(asyncore_initiate_send(d), -1);
     ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_int_eq(asyncore_set_send_limit(d, 1), -1);
+    ck_assert_int_eq(errno, EINVAL);
     /* A plain send goes straight to the socket: nothing is ever pending. */
     ck_assert_int_eq(asyncore_send(d, "abc", 3), 3);
     ck_assert_uint_eq(asyncore_send_pending(d), 0);
@@ -484,6 +491,166 @@ START_TEST(initiate_send_on_a_plain_dispatcher_fails_with_einval)
     ck_assert_int_eq(asyncore_initiate_send(NULL), -1);
     ck_assert_int_eq(errno, EINVAL);
     close(sv[1]);
+}
+END_TEST
+
+/* ---- the send limit: reading pauses while the queue is long ------------- */
+
+#define LIMIT (64u << 10)
+
+static void count_read(asyncore_dispatcher *d)
+{
+    struct probe *p = asyncore_dispatcher_user_data(d);
+    char buf[4096];
+    ssize_t n = asyncore_recv(d, buf, sizeof(buf));
+
+    p->reads++;
+    p->pending_at_read = asyncore_send_pending(d);
+    if (n > 0)
+        p->read_bytes += (size_t)n;
+}
+
+static int counted_readable(asyncore_dispatcher *d)
+{
+    struct probe *p = asyncore_dispatcher_user_data(d);
+
+    p->readable_asks++;
+    return 1;
+}
+
+static const asyncore_handlers limited = {
+    .handle_read = count_read,
+    .handle_close = close_once,
+    .destroy = count_destroy,
+};
+
+static const asyncore_handlers limited_asking = {
+    .handle_read = count_read,
+    .handle_close = close_once,
+    .destroy = count_destroy,
+    .readable = counted_readable,
+};
+
+/* Queue BIG bytes for a peer that does not read yet, and have the peer send
+ * @n bytes the other way: input that only a paused read leaves unread. */
+static asyncore_dispatcher *queue_big_against_input(int family,
+                                                    const asyncore_handlers *h,
+                                                    struct probe *p,
+                                                    size_t limit, size_t n,
+                                                    int *peer)
+{
+    static const char input[16] = "0123456789abcdef";
+    unsigned char *data = pattern_buf(BIG);
+    asyncore_dispatcher *d = with_send_pair(family, h, p, peer);
+
+    ck_assert_uint_le(n, sizeof(input));
+    ck_assert_int_eq(asyncore_set_send_limit(d, limit), 0);
+    ck_assert_int_eq(asyncore_send(d, data, BIG), (ssize_t)BIG);
+    free(data);
+    ck_assert_int_eq(send(*peer, input, n, 0), (ssize_t)n);
+    return d;
+}
+
+/* Poll until handle_read has received @n bytes or @seconds pass. */
+static void poll_until_read(const struct probe *p, size_t n, double seconds)
+{
+    double end = th_now() + seconds;
+
+    while (p->read_bytes < n && th_now() < end)
+        ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
+}
+
+START_TEST(a_send_limit_pauses_reading_until_the_queue_is_below_it)
+{
+    struct probe p = { 0 };
+    asyncore_dispatcher *d;
+    size_t got = 0;
+    int peer;
+    FAMILY_OR_SKIP();
+
+    d = queue_big_against_input(family, &limited, &p, LIMIT, 4, &peer);
+    th_loop_for(th_map, 0.2);
+    ck_assert_uint_ge(asyncore_send_pending(d), LIMIT);
+    ck_assert_int_eq(p.reads, 0);
+
+    /* The peer reads: the queue drains, and reading resumes by itself
+     * once it is below the limit. */
+    poll_while_reading(peer, &got, BIG, 32768, 20.0);
+    ck_assert_uint_eq(got, BIG);
+    poll_until_read(&p, 4, 3.0);
+    ck_assert_uint_eq(p.read_bytes, 4);
+    ck_assert_uint_lt(p.pending_at_read, LIMIT);
+    ck_assert_int_eq(p.closes, 0);
+    close_before_return(&p, 1);
+    close(peer);
+}
+END_TEST
+
+START_TEST(a_send_limit_of_one_pauses_reading_while_anything_is_queued)
+{
+    struct probe p = { 0 };
+    asyncore_dispatcher *d;
+    size_t got = 0;
+    int peer;
+
+    d = queue_big_against_input(AF_UNIX, &limited, &p, 1, 1, &peer);
+    th_loop_for(th_map, 0.1);
+    ck_assert_int_eq(p.reads, 0);
+    /* Half of it goes, the rest is still queued: still paused. */
+    poll_while_reading(peer, &got, BIG / 2, 32768, 20.0);
+    th_loop_for(th_map, 0.05);
+    ck_assert_uint_gt(asyncore_send_pending(d), 0);
+    ck_assert_int_eq(p.reads, 0);
+    poll_while_reading(peer, &got, BIG, 32768, 20.0);
+    ck_assert_uint_eq(got, BIG);
+    poll_until_read(&p, 1, 3.0);
+    ck_assert_uint_eq(p.read_bytes, 1);
+    ck_assert_uint_eq(p.pending_at_read, 0);
+    close_before_return(&p, 1);
+    close(peer);
+}
+END_TEST
+
+START_TEST(removing_the_send_limit_resumes_reading_at_once)
+{
+    struct probe p = { 0 };
+    asyncore_dispatcher *d;
+    int peer;
+
+    d = queue_big_against_input(AF_UNIX, &limited, &p, LIMIT, 3, &peer);
+    th_loop_for(th_map, 0.1);
+    ck_assert_int_eq(p.reads, 0);
+    /* No dispatch of its own is needed: the setter re-arms. */
+    ck_assert_int_eq(asyncore_set_send_limit(d, 0), 0);
+    poll_until_read(&p, 3, 3.0);
+    ck_assert_uint_eq(p.read_bytes, 3);
+    ck_assert_uint_gt(p.pending_at_read, LIMIT);
+    close_before_return(&p, 1);
+    close(peer);
+}
+END_TEST
+
+START_TEST(readable_is_still_asked_while_the_send_limit_pauses_reading)
+{
+    struct probe p = { 0 };
+    asyncore_dispatcher *d;
+    size_t got = 0;
+    int asks, peer;
+
+    d = queue_big_against_input(AF_UNIX, &limited_asking, &p, LIMIT, 2, &peer);
+    th_loop_for(th_map, 0.05);
+    asks = p.readable_asks;
+    /* Each write dispatch asks readable() again; it says yes, the limit
+     * says no, and the limit wins while the queue is long. */
+    poll_while_reading(peer, &got, BIG / 2, 32768, 20.0);
+    ck_assert_uint_ge(asyncore_send_pending(d), LIMIT);
+    ck_assert_int_gt(p.readable_asks, asks);
+    ck_assert_int_eq(p.reads, 0);
+    poll_while_reading(peer, &got, BIG, 32768, 20.0);
+    poll_until_read(&p, 2, 3.0);
+    ck_assert_uint_eq(p.read_bytes, 2);
+    close_before_return(&p, 1);
+    close(peer);
 }
 END_TEST
 
@@ -548,7 +715,12 @@ static Suite *send_suite(void)
     tcase_add_test(tc, a_handle_write_override_calling_its_parent_still_flushes);
     tcase_add_test(tc, a_writable_override_on_with_send_is_asked_and_obeyed);
     tcase_add_test(tc, with_send_predicates_named_explicitly_flush_as_inherited_ones);
-    tcase_add_test(tc, initiate_send_on_a_plain_dispatcher_fails_with_einval);
+    tcase_add_test(tc, initiate_send_and_a_send_limit_on_a_plain_dispatcher_fail_with_einval);
+    tcase_add_loop_test(tc, a_send_limit_pauses_reading_until_the_queue_is_below_it,
+                        0, TH_NFAMILIES);
+    tcase_add_test(tc, a_send_limit_of_one_pauses_reading_while_anything_is_queued);
+    tcase_add_test(tc, removing_the_send_limit_resumes_reading_at_once);
+    tcase_add_test(tc, readable_is_still_asked_while_the_send_limit_pauses_reading);
     tcase_add_loop_test(tc, a_reset_peer_closes_once_and_discards_the_queue, 0,
                         TH_NFAMILIES);
     suite_add_tcase(s, tc);

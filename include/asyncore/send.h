@@ -32,6 +32,22 @@ asyncore_dispatcher_with_send_new(asyncore_map *map,
 ASYNCORE_API size_t asyncore_send_pending(const asyncore_dispatcher *d);
 
 /**
+ * Pause reading while @limit bytes or more are queued (0: never, the
+ * default; 1: whenever anything is queued).  While paused, the read
+ * interest is withheld whatever readable() answers -- readable() is still
+ * asked after every dispatch -- and reading resumes by itself once
+ * handle_write has sent the queue below @limit.  A peer that sends faster
+ * than it reads then meets TCP's flow control instead of growing the queue
+ * without bound: the queue stays below @limit plus what one handle_read
+ * queues.  Limits above 4 GiB - 1 act as 4 GiB - 1.  Takes effect at once;
+ * safe anywhere, including the dispatcher's own hooks.  Returns 0, or -1
+ * with errno EINVAL (NULL, or not a dispatcher_with_send) or EBADF
+ * (closed).
+ */
+ASYNCORE_API int asyncore_set_send_limit(asyncore_dispatcher *d,
+                                         size_t limit);
+
+/**
  * Send what the socket takes now, at most ASYNCORE_SEND_CHUNK bytes
  * (asyncore's initiate_send).  Returns bytes sent (0 if none could be), or
  * -1 with EINVAL (not a dispatcher_with_send) or EBADF (closed).
