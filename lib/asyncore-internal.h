@@ -301,6 +301,19 @@ static inline ssize_t asyncore__raw_recv(asyncore_dispatcher *d, void *buf,
     return recv(d->fd, buf, len, 0);
 }
 
+/*
+ * A connected socket with nothing rare about it (no TLS, timeouts or
+ * look-up: no ext block): what send and recv may hand straight to the
+ * kernel.  The four flags share a word, so the compiler makes them one
+ * masked test; anything else takes the checked path, which is the same
+ * code as before the shortcut.
+ */
+static inline int asyncore__plain_socket(const asyncore_dispatcher *d)
+{
+    return d->connected && !d->closed && d->io_kind == ASYNCORE__IO_SOCKET &&
+           d->ext == NULL && d->fd >= 0;
+}
+
 /* asyncore's dispatcher.send(): the socket's answer mapped to hooks.  The
  * success path is inline; a failure may run hooks (asyncore__send_failed). */
 static inline ssize_t asyncore__send_plain(asyncore_dispatcher *d,

@@ -450,7 +450,8 @@ static ASYNCORE__NOINLINE ssize_t recv_failed(asyncore_dispatcher *d, ssize_t n)
     return -1;
 }
 
-ssize_t asyncore_recv(asyncore_dispatcher *d, void *buf, size_t len)
+static ASYNCORE__NOINLINE ssize_t recv_checked(asyncore_dispatcher *d,
+                                               void *buf, size_t len)
 {
     ssize_t n;
 
@@ -466,6 +467,18 @@ ssize_t asyncore_recv(asyncore_dispatcher *d, void *buf, size_t len)
     }
     n = asyncore__raw_recv(d, buf, len);
     return n > 0 ? n : recv_failed(d, n);
+}
+
+/* Every handle_read calls this: a plain connected socket goes straight to
+ * recv(), everything else through the checks. */
+ssize_t asyncore_recv(asyncore_dispatcher *d, void *buf, size_t len)
+{
+    if (d != NULL && buf != NULL && len != 0 && asyncore__plain_socket(d)) {
+        ssize_t n = recv(d->fd, buf, len, 0);
+
+        return n > 0 ? n : recv_failed(d, n);
+    }
+    return recv_checked(d, buf, len);
 }
 
 /*

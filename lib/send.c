@@ -83,10 +83,41 @@ ssize_t asyncore_initiate_send(asyncore_dispatcher *d)
 }
 
 /*
+ * What the first attempt of a buffered send left: a failure mapped to hooks
+ * (only this path runs them, so only it holds the dispatcher), or the rest
+ * of the bytes queued.  @n is what the attempt returned: -1 for a failure,
+ * else the bytes it sent, 0 when there was no attempt.
+ */
+static ASYNCORE__NOINLINE ssize_t queue_rest(asyncore_dispatcher *d,
+                                             const void *buf, size_t len,
+                                             ssize_t n)
+{
+    if (n < 0) {
+        int over;
+
+        asyncore__hold(d);
+        n = asyncore__send_failed(d);
+        over = d->closed || n < 0; /* read before the release frees d */
+        asyncore__release(d);
+        if (over)
+            return n < 0 ? -1 : (ssize_t)len;
+    }
+    if (d->out == NULL && (d->out = evbuffer_new()) == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (evbuffer_add(d->out, (const char *)buf + n, len - (size_t)n) < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    asyncore__interest_update(d);
+    return (ssize_t)len;
+}
+
+/*
  * asyncore's send() appends and calls initiate_send().  With nothing queued
  * we try the caller's bytes first and copy only what the socket refused:
- * the common case then copies nothing.  Only a failed transfer runs hooks
- * (asyncore__send_failed), so only that path holds the dispatcher.
+ * the common case then copies nothing.
  */
 static ssize_t send_buffered(asyncore_dispatcher *d, const void *buf,
                              size_t len)
@@ -101,27 +132,8 @@ static ssize_t send_buffered(asyncore_dispatcher *d, const void *buf,
         n = asyncore__raw_send(d, buf, first);
         if (n >= 0 && (size_t)n == len)
             return n;
-        if (n < 0) {
-            int over;
-
-            asyncore__hold(d);
-            n = asyncore__send_failed(d);
-            over = d->closed || n < 0; /* read before the release frees d */
-            asyncore__release(d);
-            if (over)
-                return n < 0 ? -1 : (ssize_t)len;
-        }
     }
-    if (d->out == NULL && (d->out = evbuffer_new()) == NULL) {
-        errno = ENOMEM;
-        return -1;
-    }
-    if (evbuffer_add(d->out, (const char *)buf + n, len - (size_t)n) < 0) {
-        errno = ENOMEM;
-        return -1;
-    }
-    asyncore__interest_update(d);
-    return (ssize_t)len;
+    return queue_rest(d, buf, len, n);
 }
 
 void asyncore_with_send_handle_write(asyncore_dispatcher *d)
@@ -136,7 +148,8 @@ int asyncore_with_send_writable(asyncore_dispatcher *d)
 }
 
 /* Checked once here; the buffered path and the plain one trust it. */
-ssize_t asyncore_send(asyncore_dispatcher *d, const void *buf, size_t len)
+static ASYNCORE__NOINLINE ssize_t send_checked(asyncore_dispatcher *d,
+                                               const void *buf, size_t len)
 {
     if (asyncore__check(d) < 0)
         return -1;
@@ -147,4 +160,25 @@ ssize_t asyncore_send(asyncore_dispatcher *d, const void *buf, size_t len)
     if (d->buffered)
         return send_buffered(d, buf, len);
     return asyncore__send_plain(d, buf, len);
+}
+
+/*
+ * Every echo and every response calls this: a plain connected socket with
+ * nothing queued and at most one chunk to send goes straight to send() --
+ * what send_buffered() and asyncore__send_plain() would do, without their
+ * checks -- and everything else through the checks.
+ */
+ssize_t asyncore_send(asyncore_dispatcher *d, const void *buf, size_t len)
+{
+    if (d != NULL && buf != NULL && len - 1 < ASYNCORE_SEND_CHUNK &&
+        asyncore__plain_socket(d) && asyncore__queued(d) == 0) {
+        ssize_t n = send(d->fd, buf, len, MSG_NOSIGNAL);
+
+        if (n == (ssize_t)len)
+            return n;
+        if (d->buffered)
+            return queue_rest(d, buf, len, n);
+        return n >= 0 ? n : asyncore__send_failed(d);
+    }
+    return send_checked(d, buf, len);
 }

@@ -256,6 +256,39 @@ START_TEST(four_mib_reach_a_slow_peer_in_order_and_write_interest_ends)
 }
 END_TEST
 
+/* ---- small sends, one of which the socket takes in part ------------------- */
+
+START_TEST(small_sends_to_a_full_socket_queue_what_it_did_not_take)
+{
+    enum { PIECE = 3000, PIECES = 1000 };
+    struct probe p = { 0 };
+    asyncore_dispatcher *d;
+    unsigned char *data = pattern_buf((size_t)PIECE * PIECES);
+    size_t off, got = 0;
+    int peer, small = 32768;
+    FAMILY_OR_SKIP();
+
+    /* Until the socket is full each send goes straight to it; the one it
+     * takes in part (or refuses) queues the rest, the later ones queue
+     * whole.  Every byte must still arrive, once and in order. */
+    d = with_send_pair(family, &noread, &p, &peer);
+    /* Small buffers, so that loopback's cannot hold it all. */
+    ck_assert_int_eq(setsockopt(asyncore_dispatcher_fd(d), SOL_SOCKET,
+                                SO_SNDBUF, &small, sizeof(small)), 0);
+    ck_assert_int_eq(setsockopt(peer, SOL_SOCKET, SO_RCVBUF, &small,
+                                sizeof(small)), 0);
+    for (off = 0; off < (size_t)PIECE * PIECES; off += PIECE)
+        ck_assert_int_eq(asyncore_send(d, data + off, PIECE), PIECE);
+    free(data);
+    ck_assert_uint_gt(asyncore_send_pending(d), 0);
+    poll_while_reading(peer, &got, (size_t)PIECE * PIECES, 32768, 20.0);
+    ck_assert_uint_eq(got, (size_t)PIECE * PIECES);
+    ck_assert_uint_eq(asyncore_send_pending(d), 0);
+    close_before_return(&p, 1);
+    close(peer);
+}
+END_TEST
+
 /* ---- data queued before the connection completes --------------------------- */
 
 START_TEST(data_queued_before_connecting_is_sent_after_handle_connect)
@@ -710,6 +743,8 @@ static Suite *send_suite(void)
     tcase_add_loop_test(tc, four_mib_reach_a_slow_peer_in_order_and_write_interest_ends,
                         0, TH_NFAMILIES);
     tcase_add_loop_test(tc, data_queued_before_connecting_is_sent_after_handle_connect,
+                        0, TH_NFAMILIES);
+    tcase_add_loop_test(tc, small_sends_to_a_full_socket_queue_what_it_did_not_take,
                         0, TH_NFAMILIES);
     tcase_add_test(tc, each_handle_write_sends_at_most_one_chunk);
     tcase_add_test(tc, a_handle_write_override_calling_its_parent_still_flushes);
