@@ -141,10 +141,13 @@ static ASYNCORE__NOINLINE short ext_interest(asyncore_dispatcher *d, short want)
 }
 
 /* send.c's limit: a long send queue pauses reading, whatever readable()
- * said (it was still asked: asyncore code may count on that). */
+ * said (it was still asked: asyncore code may count on that).  The queue's
+ * evbuffer is made only when a send is refused, so the usual connection
+ * answers at its first test. */
 static inline int queue_full(const asyncore_dispatcher *d)
 {
-    return d->send_limit != 0 && asyncore__queued(d) >= d->send_limit;
+    return d->out != NULL && d->send_limit != 0 &&
+           evbuffer_get_length(d->out) >= d->send_limit;
 }
 
 /* The predicates' answer as libevent interest; 0 once one of them closed. */
