@@ -593,6 +593,17 @@ static void poll_until_read(const struct probe *p, size_t n, double seconds)
         ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
 }
 
+/* The peer reads the whole queue; the input left unread while reading was
+ * paused must then reach handle_read, all @n bytes of it. */
+static void drain_then_expect_input(int peer, size_t *got,
+                                    const struct probe *p, size_t n)
+{
+    poll_while_reading(peer, got, BIG, 32768, 20.0);
+    ck_assert_uint_eq(*got, BIG);
+    poll_until_read(p, n, 3.0);
+    ck_assert_uint_eq(p->read_bytes, n);
+}
+
 START_TEST(a_send_limit_pauses_reading_until_the_queue_is_below_it)
 {
     struct probe p = { 0 };
@@ -606,12 +617,8 @@ START_TEST(a_send_limit_pauses_reading_until_the_queue_is_below_it)
     ck_assert_uint_ge(asyncore_send_pending(d), LIMIT);
     ck_assert_int_eq(p.reads, 0);
 
-    /* The peer reads: the queue drains, and reading resumes by itself
-     * once it is below the limit. */
-    poll_while_reading(peer, &got, BIG, 32768, 20.0);
-    ck_assert_uint_eq(got, BIG);
-    poll_until_read(&p, 4, 3.0);
-    ck_assert_uint_eq(p.read_bytes, 4);
+    /* Reading resumes by itself once the queue is below the limit. */
+    drain_then_expect_input(peer, &got, &p, 4);
     ck_assert_uint_lt(p.pending_at_read, LIMIT);
     ck_assert_int_eq(p.closes, 0);
     close_before_return(&p, 1);
@@ -634,10 +641,7 @@ START_TEST(a_send_limit_of_one_pauses_reading_while_anything_is_queued)
     th_loop_for(th_map, 0.05);
     ck_assert_uint_gt(asyncore_send_pending(d), 0);
     ck_assert_int_eq(p.reads, 0);
-    poll_while_reading(peer, &got, BIG, 32768, 20.0);
-    ck_assert_uint_eq(got, BIG);
-    poll_until_read(&p, 1, 3.0);
-    ck_assert_uint_eq(p.read_bytes, 1);
+    drain_then_expect_input(peer, &got, &p, 1);
     ck_assert_uint_eq(p.pending_at_read, 0);
     close_before_return(&p, 1);
     close(peer);
@@ -679,9 +683,7 @@ START_TEST(readable_is_still_asked_while_the_send_limit_pauses_reading)
     ck_assert_uint_ge(asyncore_send_pending(d), LIMIT);
     ck_assert_int_gt(p.readable_asks, asks);
     ck_assert_int_eq(p.reads, 0);
-    poll_while_reading(peer, &got, BIG, 32768, 20.0);
-    poll_until_read(&p, 2, 3.0);
-    ck_assert_uint_eq(p.read_bytes, 2);
+    drain_then_expect_input(peer, &got, &p, 2);
     close_before_return(&p, 1);
     close(peer);
 }
