@@ -886,6 +886,8 @@ main() {
         *) die "unknown part $part" ;;
         esac
     done
+    # The plot is the report's last part; without gnuplot it is left out.
+    have_tool gnuplot gnuplot-nox plot || true
     md=$results/report-$stamp.md
     plot=$results/report-$stamp.svg
     plot_name=$(basename "$plot")
