@@ -304,7 +304,7 @@ static inline ssize_t asyncore__raw_recv(asyncore_dispatcher *d, void *buf,
 /*
  * A connected socket with nothing rare about it (no TLS, timeouts or
  * look-up: no ext block): what send and recv may hand straight to the
- * kernel.  The four flags share a word, so the compiler makes them one
+ * kernel.  The three flags share a word, so the compiler makes them one
  * masked test; anything else takes the checked path, which is the same
  * code as before the shortcut.
  */

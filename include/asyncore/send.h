@@ -39,10 +39,11 @@ ASYNCORE_API size_t asyncore_send_pending(const asyncore_dispatcher *d);
  * handle_write has sent the queue below @limit.  A peer that sends faster
  * than it reads then meets TCP's flow control instead of growing the queue
  * without bound: the queue stays below @limit plus what one handle_read
- * queues.  Limits above 4 GiB - 1 act as 4 GiB - 1.  Takes effect at once;
- * safe anywhere, including the dispatcher's own hooks.  Returns 0, or -1
- * with errno EINVAL (NULL, or not a dispatcher_with_send) or EBADF
- * (closed).
+ * queues.  Limits above 4 GiB - 1 act as 4 GiB - 1.  Takes effect at once
+ * (readable() and writable() are asked then, as by
+ * asyncore_update_interest()); safe anywhere, including the dispatcher's
+ * own hooks.  Returns 0, or -1 with errno EINVAL (NULL, or not a
+ * dispatcher_with_send) or EBADF (closed).
  */
 ASYNCORE_API int asyncore_set_send_limit(asyncore_dispatcher *d,
                                          size_t limit);
