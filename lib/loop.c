@@ -53,6 +53,14 @@ static struct timeval seconds_to_tv(double s)
     return tv;
 }
 
+/*
+ * One pass, as one asyncore.poll(): a single wait of at most @timeout and
+ * one dispatch of what it reported.  EVLOOP_NONBLOCK alone is not that:
+ * libevent goes on dispatching until nothing is ready, which is never for
+ * a dispatcher that is always ready (the default writable() on a connected
+ * socket, a regular file).  EVLOOP_ONCE | EVLOOP_NONBLOCK polls once,
+ * dispatches the batch and returns.
+ */
 static int iterate(asyncore_map *map, double timeout)
 {
     struct timeval tv;
@@ -63,17 +71,19 @@ static int iterate(asyncore_map *map, double timeout)
     if (map->reevaluate)
         reevaluate_all(map);
     if (!TAILQ_EMPTY(&map->always_ready)) {
+        /* Ready now: select() would not wait either. */
         activate_always_ready(map);
-        flags = EVLOOP_NONBLOCK;
+        flags |= EVLOOP_NONBLOCK;
     } else if (timeout == 0) {
-        flags = EVLOOP_NONBLOCK;
+        flags |= EVLOOP_NONBLOCK;
     } else if (timeout > 0) {
         tv = seconds_to_tv(timeout);
         evtimer_add(map->timer, &tv);
         timed = 1;
     }
     /* thread.c's wake-up event is always added: it alone is not armed. */
-    if (timeout < 0 && flags == EVLOOP_ONCE && asyncore__thread_base_idle(map)) {
+    if (timeout < 0 && !(flags & EVLOOP_NONBLOCK) &&
+        asyncore__thread_base_idle(map)) {
         errno = EDEADLK;
         return -1;
     }
@@ -87,7 +97,7 @@ static int iterate(asyncore_map *map, double timeout)
         errno = EIO;
         return -1;
     }
-    if (rc == 1 && timeout < 0 && flags == EVLOOP_ONCE) {
+    if (rc == 1 && timeout < 0 && !(flags & EVLOOP_NONBLOCK)) {
         errno = EDEADLK; /* nothing armed and no timeout: would never wake */
         return -1;
     }

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -165,6 +166,86 @@ START_TEST(a_timeout_of_zero_only_polls)
     ck_assert_int_eq(write(peer, "x", 1), 1);
     ck_assert_int_eq(asyncore_loop(th_map, 0.0, 1), 0);
     ck_assert_int_eq(c.reads, 1);
+    close(peer);
+}
+END_TEST
+
+/* ---- one iteration is one pass ----------------------------------------- */
+
+/* A dispatcher with asyncore's default writable() on a connected socket is
+ * ready again at once after every handle_write: one asyncore_poll(map, 0)
+ * must still be one pass (asyncore.poll(0.0) calls handle_write once). */
+static const asyncore_handlers default_writer = {
+    .handle_write = count_write,
+    .readable = never,
+};
+
+START_TEST(a_poll_of_zero_is_one_pass_even_when_always_ready)
+{
+    struct counter c = { 0 };
+    int peer, i;
+
+    pair_dispatcher(th_map, &default_writer, &c, &peer);
+    for (i = 1; i <= 3; i++) {
+        ck_assert_int_eq(asyncore_poll(th_map, 0), 0);
+        ck_assert_int_eq(c.writes, i);
+    }
+    ck_assert_int_eq(asyncore_loop(th_map, 0, 4), 0);
+    ck_assert_int_eq(c.writes, 7);
+    close(peer);
+}
+END_TEST
+
+/* A temporary regular file, opened read-write and already unlinked. */
+static int temp_file(void)
+{
+    char path[] = "/tmp/asyncore-loop-XXXXXX";
+    int fd = mkstemp(path);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(unlink(path), 0);
+    return fd;
+}
+
+/* A regular file cannot be polled and is always ready: an iteration with a
+ * timeout must still end after its one pass, and count counts passes. */
+START_TEST(a_loop_with_a_regular_file_counts_passes_on_every_timeout)
+{
+    static const double timeouts[] = { 0.01, 0.0, -1.0 };
+    struct counter c = { 0 };
+    asyncore_dispatcher *d;
+    size_t i;
+    int fd = temp_file();
+
+    d = asyncore_file_dispatcher_new(th_map, &default_writer, &c, fd);
+    ck_assert_ptr_nonnull(d);
+    close(fd);
+    for (i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+        c.writes = 0;
+        ck_assert_int_eq(asyncore_loop(th_map, timeouts[i], 5), 0);
+        ck_assert_int_eq(c.writes, 5);
+        ck_assert_int_eq(asyncore_poll(th_map, timeouts[i]), 0);
+        ck_assert_int_eq(c.writes, 6);
+    }
+}
+END_TEST
+
+/* The same with a socket that is always ready beside the file. */
+START_TEST(a_loop_with_a_file_and_a_socket_counts_passes)
+{
+    struct counter cf = { 0 }, cs = { 0 };
+    int peer, fd = temp_file();
+
+    ck_assert_ptr_nonnull(asyncore_file_dispatcher_new(th_map, &default_writer,
+                                                       &cf, fd));
+    close(fd);
+    pair_dispatcher(th_map, &default_writer, &cs, &peer);
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 5), 0);
+    ck_assert_int_eq(cf.writes, 5);
+    ck_assert_int_eq(cs.writes, 5);
+    ck_assert_int_eq(asyncore_loop(th_map, 0, 3), 0);
+    ck_assert_int_eq(cf.writes, 8);
+    ck_assert_int_eq(cs.writes, 8);
     close(peer);
 }
 END_TEST
@@ -628,6 +709,9 @@ static Suite *loop_suite(void)
     tcase_add_test(tc, loop_with_a_count_of_zero_runs_nothing);
     tcase_add_test(tc, one_iteration_waits_for_the_timeout_when_nothing_is_ready);
     tcase_add_test(tc, a_timeout_of_zero_only_polls);
+    tcase_add_test(tc, a_poll_of_zero_is_one_pass_even_when_always_ready);
+    tcase_add_test(tc, a_loop_with_a_regular_file_counts_passes_on_every_timeout);
+    tcase_add_test(tc, a_loop_with_a_file_and_a_socket_counts_passes);
     tcase_add_test(tc, negative_timeout_with_nothing_armed_fails_with_edeadlk);
     tcase_add_test(tc, loop_stop_from_a_hook_returns_and_the_loop_can_run_again);
     tcase_add_test(tc, loop_stop_returns_after_the_running_callback);

@@ -16,9 +16,14 @@ extern "C" {
 /**
  * asyncore.loop(): run iterations while the map has dispatchers, at most
  * @count of them (ASYNCORE_FOREVER: no limit; 0: none).  Each iteration
- * waits at most @timeout seconds for events (a negative @timeout: no limit;
- * 0: just poll) and dispatches all that are ready; events of the caller's
- * own on the same base are dispatched too.
+ * is one pass, as one asyncore.poll(): it waits at most @timeout seconds
+ * for events (a negative @timeout: no limit; 0: just poll), dispatches
+ * once what was ready, and ends -- also when a dispatcher is ready again
+ * at once (the default writable() on a connected socket, a regular file),
+ * so asyncore_poll(map, 0) fits in a program's own main loop, once per
+ * tick.  @count counts these passes, whatever the timeout and the kind of
+ * dispatcher.  Events of the caller's own on the same base are dispatched
+ * too.
  *
  * Returns 0 when the map is empty, @count iterations ran, or
  * asyncore_loop_stop() was called.  Returns -1 with errno EBUSY when the
