@@ -63,6 +63,10 @@ asyncore_map *asyncore_map_new(struct event_base *base)
 
 int asyncore_map_free(asyncore_map *map)
 {
+    /* NULL is the default map, as everywhere; without one there is
+     * nothing to free, and making one to free it would be waste. */
+    if (map == NULL)
+        map = default_map;
     if (map == NULL)
         return 0;
     if (map->running) {

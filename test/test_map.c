@@ -142,6 +142,33 @@ START_TEST(map_free_closes_dispatchers_with_and_without_a_socket)
 }
 END_TEST
 
+/* NULL is the default map here too (common.h): the README's programs end
+ * with asyncore_map_free(NULL) as their clean-up. */
+START_TEST(map_free_of_null_frees_the_default_map)
+{
+    asyncore_map *def = asyncore_map_default();
+    int peer, fds_before;
+
+    ck_assert_ptr_nonnull(def);
+    destroys = 0;
+    pair_dispatcher(NULL, &idle_handlers, &peer);
+    ck_assert_uint_eq(asyncore_map_count(NULL), 1);
+    fds_before = th_fd_count();
+    ck_assert_int_eq(asyncore_map_free(NULL), 0);
+    ck_assert_int_eq(destroys, 1);
+    assert_peer_sees_eof(peer);
+    /* Its socket and the map's own descriptors (base, wake-up) are gone. */
+    ck_assert_int_lt(th_fd_count(), fds_before - 1);
+    close(peer);
+    /* Without a default map it creates none just to free it. */
+    fds_before = th_fd_count();
+    ck_assert_int_eq(asyncore_map_free(NULL), 0);
+    ck_assert_int_eq(th_fd_count(), fds_before);
+    /* A new default map is made when next asked for. */
+    ck_assert_ptr_nonnull(asyncore_map_default());
+}
+END_TEST
+
 /* ---- map_free from inside the map's loop ----------------------------------- */
 
 static int free_rc, free_errno;
@@ -589,6 +616,7 @@ static Suite *map_suite(void)
     tcase_add_test(tc, close_all_of_null_closes_every_dispatcher_of_the_default_map);
     tcase_add_test(tc, a_dispatcher_without_a_socket_is_not_counted_but_is_closed_by_close_all);
     tcase_add_test(tc, map_free_closes_dispatchers_with_and_without_a_socket);
+    tcase_add_test(tc, map_free_of_null_frees_the_default_map);
     tcase_add_test(tc, map_free_inside_its_loop_fails_with_ebusy_and_frees_nothing);
     tcase_add_test(tc, readable_and_writable_default_to_true);
     tcase_add_test(tc, log_info_sends_type_and_message_lines_to_the_sink);

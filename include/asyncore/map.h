@@ -33,8 +33,9 @@ ASYNCORE_API asyncore_map *asyncore_map_new(struct event_base *base);
 
 /**
  * Close every dispatcher of the map (their destroy hooks run unless they are
- * held) and free it, and its base if it owns it.  Freeing the default map is
- * allowed: a new one is made when next asked for.  Returns 0, or -1 with
+ * held) and free it, and its base if it owns it.  NULL is the default map,
+ * as everywhere (nothing is done if there is none).  Freeing the default
+ * map is allowed: a new one is made when next asked for.  Returns 0, or -1 with
  * EBUSY when called from inside the map's loop, where nothing is freed.
  */
 ASYNCORE_API int asyncore_map_free(asyncore_map *map);
