@@ -16,7 +16,9 @@
 
 #include "asyncore-internal.h"
 
-/* asyncore's poll() asked every dispatcher before every select(). */
+/* asyncore's poll() asked every dispatcher before every select(): done
+ * when a loop is entered, and before every iteration in re-evaluation
+ * mode. */
 static void reevaluate_all(asyncore_map *map)
 {
     asyncore_dispatcher *d, *next;
@@ -178,6 +180,13 @@ int asyncore_loop(asyncore_map *map, double timeout, int count)
     }
     map->running = 1;
     map->stop = 0;
+    /* State set outside any hook since the last call (a buffer filled
+     * right after connect, as asyncore's documented HTTP client does) is
+     * seen before the first wait: asyncore asked the predicates before
+     * every select().  Once per call, O(dispatchers); re-evaluation mode
+     * asks them before every iteration anyway. */
+    if (count != 0 && !map->reevaluate)
+        reevaluate_all(map);
     asyncore__thread_loop_begin(map); /* thread.c: watch for wake-ups */
     while (map->count > 0 && count != 0 && !map->stop) {
         if (can_run_on(map, count)) {

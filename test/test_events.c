@@ -828,25 +828,27 @@ START_TEST(interest_follows_the_predicates_after_each_dispatch)
     ck_assert_int_eq(p.writables, 1);
     ck_assert_int_eq(armed(fd), EV_READ | EV_WRITE);
 
-    /* The write readiness turns writable() false: EV_WRITE goes. */
+    /* Asked when the loop is entered; then the write readiness turns
+     * writable() false: EV_WRITE goes. */
     ck_assert_int_eq(asyncore_poll(th_map, 1.0), 0);
     ck_assert_int_eq(p.writes, 1);
-    ck_assert_int_eq(p.readables, 2);
-    ck_assert_int_eq(p.writables, 2);
+    ck_assert_int_eq(p.readables, 3);
+    ck_assert_int_eq(p.writables, 3);
     ck_assert_int_eq(armed(fd), EV_READ);
 
-    /* No readiness, no dispatch, no question asked. */
-    th_loop_for(th_map, 0.05);
+    /* No readiness, no dispatch: only the question at loop entry. */
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 5), 0);
     ck_assert_int_eq(p.writes, 1);
-    ck_assert_int_eq(p.readables, 2);
-    ck_assert_int_eq(p.writables, 2);
+    ck_assert_int_eq(p.readables, 4);
+    ck_assert_int_eq(p.writables, 4);
 
     /* A read is one more dispatch: one more question each. */
     ck_assert_int_eq(send(fds[1], "x", 1, 0), 1);
-    ck_assert(th_loop_until(th_map, &p.reads, 3.0));
+    wait_for(fds[0], POLLIN);
+    ck_assert_int_eq(asyncore_poll(th_map, 1.0), 0);
     ck_assert_int_eq(p.reads, 1);
-    ck_assert_int_eq(p.readables, 3);
-    ck_assert_int_eq(p.writables, 3);
+    ck_assert_int_eq(p.readables, 6);
+    ck_assert_int_eq(p.writables, 6);
     ck_assert_int_eq(armed(fd), EV_READ);
     close(fds[1]);
 }
@@ -876,9 +878,10 @@ START_TEST(a_steady_interest_set_is_not_rearmed)
     for (i = 0; i < 20; i++)
         ck_assert_int_eq(asyncore_poll(th_map, 1.0), 0);
     ck_assert_int_eq(asyncore_update_interest(d), 0);
+    /* Each poll asks at loop entry and after its dispatch. */
     ck_assert_int_eq(p.writes, 20);
-    ck_assert_int_eq(p.readables, 22);
-    ck_assert_int_eq(p.writables, 22);
+    ck_assert_int_eq(p.readables, 42);
+    ck_assert_int_eq(p.writables, 42);
     ck_assert_int_eq(armed(fds[0]), EV_READ | EV_WRITE);
     if (epoll)
         ck_assert_int_eq(epoll_ctl_calls, 0);
@@ -956,26 +959,61 @@ START_TEST(an_interest_change_is_one_epoll_ctl_mod)
 }
 END_TEST
 
+/* A change made while the loop runs, by code that is no hook of the
+ * dispatcher (here a callback of the caller's own on the map's base), is
+ * seen after asyncore_update_interest(); one made between loop calls is
+ * seen when the next call is entered. */
+struct outside_change {
+    struct probe *p;
+    asyncore_dispatcher *d;
+    int update;
+};
+
+static void change_from_outside(evutil_socket_t fd, short what, void *arg)
+{
+    struct outside_change *oc = arg;
+
+    (void)fd;
+    (void)what;
+    oc->p->want_write = 1;
+    if (oc->update)
+        ck_assert_int_eq(asyncore_update_interest(oc->d), 0);
+}
+
 START_TEST(update_interest_rearms_after_an_outside_change)
 {
     static struct probe p;
-    asyncore_dispatcher *d;
+    struct outside_change oc = { &p, NULL, 0 };
+    struct timeval soon = { 0, 1000 };
+    struct event_base *base = asyncore_map_base(th_map);
     int fds[2];
     FAMILY_OR_SKIP();
     p = new_probe(1, 0);
 
     stream_pair(family, fds);
-    d = adopt(&steady_h, &p, fds[0]);
+    oc.d = adopt(&steady_h, &p, fds[0]);
     ck_assert_int_eq(armed(fds[0]), EV_READ);
-    p.want_write = 1; /* nobody asks: nothing changes yet */
-    th_loop_for(th_map, 0.05);
+    /* Nobody asks within the call: nothing changes yet. */
+    ck_assert_int_eq(event_base_once(base, -1, EV_TIMEOUT, change_from_outside,
+                                     &oc, &soon), 0);
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 5), 0);
+    ck_assert_int_eq(p.want_write, 1);
     ck_assert_int_eq(p.writes, 0);
     ck_assert_int_eq(armed(fds[0]), EV_READ);
-
-    ck_assert_int_eq(asyncore_update_interest(d), 0);
-    ck_assert_int_eq(armed(fds[0]), EV_READ | EV_WRITE);
+    /* The next call asks when it is entered. */
     ck_assert_int_eq(asyncore_poll(th_map, 1.0), 0);
     ck_assert_int_eq(p.writes, 1);
+    ck_assert_int_eq(armed(fds[0]), EV_READ | EV_WRITE);
+
+    /* Within a call, asyncore_update_interest() re-arms at once. */
+    p.want_write = 0;
+    ck_assert_int_eq(asyncore_update_interest(oc.d), 0);
+    p.writes = 0;
+    oc.update = 1;
+    ck_assert_int_eq(event_base_once(base, -1, EV_TIMEOUT, change_from_outside,
+                                     &oc, &soon), 0);
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 5), 0);
+    ck_assert_int_gt(p.writes, 0);
     close(fds[1]);
 }
 END_TEST

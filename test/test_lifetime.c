@@ -48,6 +48,7 @@ static const char *const hook_names[] = {
 struct life {
     enum hook close_in;  /* the hook that closes the dispatcher */
     int armed;           /* predicates close only once this is set */
+    int arm_in_read;     /* handle_read sets armed */
     int want_read, want_write;
     int reads, writes, expts, connects, accepts, closes, errors;
     int destroyed;
@@ -130,6 +131,8 @@ static void life_read(asyncore_dispatcher *d)
     char buf[256];
 
     p->reads++;
+    if (p->arm_in_read)
+        p->armed = 1;
     if (closes_in(d, H_READ))
         return;
     (void)asyncore_recv(d, buf, sizeof(buf)); /* may run handle_close */
@@ -488,7 +491,8 @@ START_TEST(close_inside_handle_expt_is_safe)
 END_TEST
 
 /* The predicates are hooks too.  _i: 0 asked after a dispatch, 1 asked by
- * asyncore_set_socket() itself, 2 by asyncore_update_interest(). */
+ * asyncore_set_socket() itself, 2 by asyncore_update_interest(), 3 when
+ * the loop is entered. */
 static void close_inside_predicate(enum hook h, int how)
 {
     static struct life p;
@@ -505,12 +509,16 @@ static void close_inside_predicate(enum hook h, int how)
     ck_assert_ptr_nonnull(d);
     ck_assert_int_eq(asyncore_set_socket(d, fds[0]), 0);
     if (how == 0) {
-        p.armed = 1; /* asked again after the read readiness */
+        p.arm_in_read = 1; /* asked again after the read readiness */
         ck_assert(th_loop_until(th_map, &p.destroyed, 3.0));
         ck_assert_int_eq(p.reads, 1);
     } else if (how == 2) {
         p.armed = 1;
         ck_assert_int_eq(asyncore_update_interest(d), 0);
+    } else if (how == 3) {
+        p.armed = 1;
+        ck_assert_int_eq(asyncore_poll(th_map, 1.0), 0);
+        ck_assert_int_eq(p.reads, 0);
     }
     assert_closed_in(&p, seq);
     ck_assert_uint_eq(asyncore_map_count(th_map), 0);
@@ -1228,8 +1236,8 @@ static Suite *lifetime_suite(void)
     tcase_add_loop_test(tc, close_inside_handle_close_is_safe, 0, TH_NFAMILIES);
     tcase_add_loop_test(tc, close_inside_handle_error_is_safe, 0, TH_NFAMILIES);
     tcase_add_loop_test(tc, close_inside_handle_expt_is_safe, 0, TH_NFAMILIES);
-    tcase_add_loop_test(tc, close_inside_readable_is_safe, 0, 3);
-    tcase_add_loop_test(tc, close_inside_writable_is_safe, 0, 3);
+    tcase_add_loop_test(tc, close_inside_readable_is_safe, 0, 4);
+    tcase_add_loop_test(tc, close_inside_writable_is_safe, 0, 4);
     tcase_add_test(tc, second_close_of_a_held_dispatcher_fails_with_ebadf);
     suite_add_tcase(s, tc);
 

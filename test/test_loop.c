@@ -528,8 +528,9 @@ START_TEST(forever_loop_reevaluates_every_iteration_once_a_hook_turns_it_on)
     before = asked;
     ck_assert_int_eq(asyncore_loop(th_map, -1.0, ASYNCORE_FOREVER), 0);
     ck_assert_int_eq(c.writes, 5);
-    /* One iteration per write; from the 3rd on, each asks every one. */
-    ck_assert_int_eq(asked - before, 3);
+    /* Once at loop entry; then one iteration per write, and from the 3rd
+     * on each asks every one. */
+    ck_assert_int_eq(asked - before, 4);
     close(peer1);
     close(peer2);
 }
@@ -667,7 +668,11 @@ START_TEST(reevaluate_on_honours_outside_state_at_the_next_iteration)
 }
 END_TEST
 
-START_TEST(reevaluate_off_honours_outside_state_after_update_interest)
+/* Without re-evaluation mode, state changed outside any hook is seen when
+ * the next asyncore_loop()/asyncore_poll() is entered (asyncore asked the
+ * predicates before every select()), and within a call after a dispatch of
+ * the dispatcher or asyncore_update_interest(). */
+START_TEST(reevaluate_off_honours_outside_state_at_the_next_loop_call)
 {
     struct counter c = { 0 };
     asyncore_dispatcher *d;
@@ -678,21 +683,68 @@ START_TEST(reevaluate_off_honours_outside_state_after_update_interest)
     ck_assert_int_eq(asyncore_loop(th_map, 0.01, 2), 0);
     ck_assert_int_eq(c.writes, 0);
 
-    /* Nobody told the map: the interest set stays what it was. */
+    /* Nobody told the map: the next call asks anyway. */
     outside_flag = 1;
-    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 2), 0);
-    ck_assert_int_eq(c.writes, 0);
-
-    ck_assert_int_eq(asyncore_update_interest(d), 0);
-    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 1), 0);
+    ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
     ck_assert_int_eq(c.writes, 1);
-
     /* After its own dispatch the predicate is asked again. */
-    outside_flag = 0;
-    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 1), 0);
-    ck_assert_int_eq(c.writes, 2);
     ck_assert_int_eq(asyncore_loop(th_map, 0.01, 2), 0);
-    ck_assert_int_eq(c.writes, 2);
+    ck_assert_int_eq(c.writes, 3);
+
+    outside_flag = 0;
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 2), 0);
+    ck_assert_int_eq(c.writes, 3);
+
+    /* asyncore_update_interest() still works between calls too. */
+    outside_flag = 1;
+    ck_assert_int_eq(asyncore_update_interest(d), 0);
+    ck_assert_int_eq(asyncore_poll(th_map, 0), 0);
+    ck_assert_int_eq(c.writes, 4);
+    outside_flag = 0;
+    close(peer);
+}
+END_TEST
+
+/* A loop with no limit enters once: the predicates are asked at entry,
+ * not before every iteration (that is re-evaluation mode's cost). */
+static int entry_asks;
+
+static int writable_counting(asyncore_dispatcher *d)
+{
+    (void)d;
+    entry_asks++;
+    return 0;
+}
+
+static void read_then_close(asyncore_dispatcher *d)
+{
+    struct counter *c = asyncore_dispatcher_user_data(d);
+    char buf[16];
+
+    if (asyncore_recv(d, buf, sizeof(buf)) > 0 && ++c->reads == c->limit)
+        asyncore_close(d);
+}
+
+static const asyncore_handlers entry_reader = {
+    .handle_read = read_then_close,
+    .writable = writable_counting,
+};
+
+START_TEST(predicates_are_asked_once_at_loop_entry_not_per_iteration)
+{
+    struct counter c = { .limit = 1 };
+    int peer;
+
+    pair_dispatcher(th_map, &entry_reader, &c, &peer);
+    entry_asks = 0;
+    ck_assert_int_eq(asyncore_loop(th_map, 0.01, 3), 0);
+    /* Once at entry; nothing was dispatched. */
+    ck_assert_int_eq(entry_asks, 1);
+    ck_assert_int_eq(asyncore_loop(th_map, 0, 0), 0);
+    ck_assert_int_eq(entry_asks, 1); /* a count of 0 runs nothing, asks nothing */
+    ck_assert_int_eq(write(peer, "x", 1), 1);
+    ck_assert_int_eq(asyncore_loop(th_map, 1.0, ASYNCORE_FOREVER), 0);
+    ck_assert_int_eq(c.reads, 1);
     close(peer);
 }
 END_TEST
@@ -725,7 +777,8 @@ static Suite *loop_suite(void)
     tcase_add_test(tc, forever_loop_with_a_timeout_waits_out_a_pause_in_interest);
     tcase_add_test(tc, the_default_map_serves_null_maps);
     tcase_add_test(tc, reevaluate_on_honours_outside_state_at_the_next_iteration);
-    tcase_add_test(tc, reevaluate_off_honours_outside_state_after_update_interest);
+    tcase_add_test(tc, reevaluate_off_honours_outside_state_at_the_next_loop_call);
+    tcase_add_test(tc, predicates_are_asked_once_at_loop_entry_not_per_iteration);
     suite_add_tcase(s, tc);
     return s;
 }

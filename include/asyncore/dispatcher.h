@@ -15,16 +15,21 @@
  *   parent explicitly, as Python's super() does.
  *
  * INTEREST
- *   After every dispatch of a dispatcher, its readable() and writable() are
- *   evaluated again and the event is re-armed only if the set changed, so a
- *   steady connection costs no epoll_ctl().  Methods that change state
- *   (create_socket, set_socket, connect, listen, send on a buffered
- *   dispatcher) re-evaluate too.  If a predicate depends on state that
- *   changes elsewhere (another dispatcher filled this one's buffer by hand,
- *   a flag in your program), call asyncore_update_interest(), or turn on
- *   asyncore_map_set_reevaluate() to re-evaluate every dispatcher once per
- *   loop iteration as asyncore did -- which costs O(dispatchers) per
- *   iteration instead of O(active ones).
+ *   readable() and writable() are asked when asyncore_loop() or
+ *   asyncore_poll() is entered (every dispatcher of the map, once per call:
+ *   O(dispatchers) per call, not per iteration), after every dispatch of
+ *   the dispatcher, and by the methods that change state (create_socket,
+ *   set_socket, connect, listen, send on a buffered dispatcher).  The event
+ *   is re-armed only if the set changed, so a steady connection costs no
+ *   epoll_ctl().  State set outside any hook between loop calls -- a
+ *   buffer filled right after connect, before asyncore_loop() -- is
+ *   therefore seen, as in asyncore.  What is not seen by itself is a change
+ *   made while the loop runs by code that is no hook of this dispatcher
+ *   (another dispatcher filled its buffer by hand, a timer, a callback of
+ *   your own on the base): call asyncore_update_interest() then, or turn
+ *   on asyncore_map_set_reevaluate() to ask every dispatcher before every
+ *   iteration as asyncore did -- O(dispatchers) per iteration instead of
+ *   O(active ones).
  *
  * LIFETIME
  *   1. A dispatcher belongs to its map from creation until asyncore_close().
@@ -263,8 +268,9 @@ ASYNCORE_API int asyncore_close(asyncore_dispatcher *d);
 
 /**
  * Re-evaluate readable()/writable() now and re-arm the event if the set
- * changed.  Needed only when a predicate's answer changed outside this
- * dispatcher's own hooks and methods.  Errors: EINVAL, EBADF.
+ * changed.  Needed only when a predicate's answer changed while the loop
+ * runs, outside this dispatcher's own hooks and methods (the loop asks
+ * every dispatcher when it is entered).  Errors: EINVAL, EBADF.
  */
 ASYNCORE_API int asyncore_update_interest(asyncore_dispatcher *d);
 

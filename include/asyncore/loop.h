@@ -25,6 +25,14 @@ extern "C" {
  * dispatcher.  Events of the caller's own on the same base are dispatched
  * too.
  *
+ * When it is entered (with a @count other than 0) it asks readable() and
+ * writable() of every dispatcher of the map once, as asyncore asked them
+ * before every select(): state set outside any hook since the last call --
+ * the Python documentation's HTTP client fills its buffer right after
+ * connect() -- is seen.  That costs O(dispatchers) per call, not per
+ * iteration: asyncore_poll() once per tick pays it every tick, a loop with
+ * ASYNCORE_FOREVER once.  Within a call, see dispatcher.h, INTEREST.
+ *
  * Returns 0 when the map is empty, @count iterations ran, or
  * asyncore_loop_stop() was called.  Returns -1 with errno EBUSY when the
  * map's loop is already running (a hook tried to re-enter it), EINVAL when

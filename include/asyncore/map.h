@@ -59,7 +59,9 @@ ASYNCORE_API size_t asyncore_map_count(asyncore_map *map);
  * With @on != 0, every loop iteration re-evaluates readable()/writable() of
  * every dispatcher before waiting, as asyncore's poll() did: code ported
  * as-is whose predicates depend on outside state then works unchanged, at
- * O(dispatchers) per iteration.  Off by default.  Returns 0 or -1 (EINVAL).
+ * O(dispatchers) per iteration.  Off by default: the predicates are then
+ * asked once when the loop is entered and after each dispatch (see
+ * dispatcher.h, INTEREST).  Returns 0 or -1 (EINVAL).
  */
 ASYNCORE_API int asyncore_map_set_reevaluate(asyncore_map *map, int on);
 
