@@ -225,8 +225,11 @@ void asyncore__hooks_resolve(asyncore_dispatcher *d);
          : ((d)->defaults && (d)->defaults->name ? (d)->defaults->name     \
                                                  : asyncore_default_##name))
 
-/* urgent.c: EPOLLPRI side channel for handle_expt. */
+/* urgent.c: EPOLLPRI side channel for handle_expt; the read dispatch
+ * takes the urgent state before handle_read and dispatches it after. */
 void asyncore__urgent_update(asyncore_dispatcher *d, int want);
+int asyncore__urgent_pending(asyncore_dispatcher *d);
+void asyncore__urgent_dispatch(asyncore_dispatcher *d);
 void asyncore__urgent_free(asyncore_map *map);
 
 /* thread.c: wake-up and call_soon_threadsafe (the map's side). */

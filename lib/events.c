@@ -207,15 +207,22 @@ static ASYNCORE__NOINLINE short ext_event(asyncore_dispatcher *d, short what)
 void asyncore__event_cb(evutil_socket_t fd, short what, void *arg)
 {
     asyncore_dispatcher *d = arg;
+    int urgent = 0;
 
     (void)fd;
     asyncore__hold(d);
     if (d->ext != NULL)
         what = ext_event(d, what);
+    /* urgent.c: taken before handle_read can read past the mark, which
+     * clears it; dispatched after the other events, in asyncore's order. */
+    if ((what & EV_READ) && d->urgent_watched)
+        urgent = asyncore__urgent_pending(d);
     if (what & EV_READ)
         read_event(d);
     if ((what & EV_WRITE) && !d->closed)
         write_event(d);
+    if (urgent && !d->closed)
+        asyncore__urgent_dispatch(d);
     /* Our hold already covers the predicates: no second one. */
     if (!d->closed && d->fd >= 0)
         interest_update_held(d);

@@ -9,6 +9,15 @@
  * Edge-triggered registration keeps an unread urgent byte, or a hang-up
  * (always reported by epoll), from waking the loop again and again.
  *
+ * Urgent data that arrives with normal data is the socket's read dispatch
+ * business instead (events.c): reading normal data past the urgent mark
+ * clears the socket's urgent state, so handle_read would erase what this
+ * channel had yet to see.  The read dispatch takes the urgent state before
+ * handle_read runs (asyncore__urgent_pending) and runs handle_expt after
+ * handle_read and handle_write, in asyncore's order; this channel then
+ * leaves such a socket to it and serves lone urgent bytes, which do not
+ * make a socket readable.
+ *
  * An epoll instance is shared with the children of fork(): a child that
  * deleted its copies of the sockets from it (asyncore_close_all() after
  * event_reinit()) would silence the parent's urgent data, and a child's
@@ -18,6 +27,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 
@@ -39,6 +49,35 @@ static void expt_event(asyncore_dispatcher *d)
         return;
     }
     ASYNCORE__HOOK(d, handle_expt)(d);
+}
+
+void asyncore__urgent_dispatch(asyncore_dispatcher *d)
+{
+    expt_event(d);
+}
+
+/* Whether urgent data of @d is pending now: one poll() of its socket. */
+int asyncore__urgent_pending(asyncore_dispatcher *d)
+{
+    struct pollfd pfd = { .fd = d->fd, .events = POLLPRI };
+
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLPRI) != 0;
+}
+
+/*
+ * Whether the read dispatch of @d will see its urgent data: normal data is
+ * there too (a lone urgent byte does not make a TCP socket readable), and
+ * libevent watches the socket for reading, so its level-triggered read
+ * readiness is reported in this pass or the next (TLS maps readiness on
+ * its own: not there).
+ */
+static int read_dispatch_takes_it(asyncore_dispatcher *d)
+{
+    struct pollfd pfd = { .fd = d->fd, .events = POLLIN };
+
+    if (!(d->armed & EV_READ) || ASYNCORE__EXT(d, tls) != NULL)
+        return 0;
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN) != 0;
 }
 
 static int urgent_open(asyncore_map *map);
@@ -103,7 +142,7 @@ static void urgent_cb(evutil_socket_t fd, short what, void *arg)
         if (epoll_wait(fd, &ev, 1, 0) <= 0)
             break;
         d = ev.data.ptr;
-        if (!(ev.events & EPOLLPRI) || d->closed)
+        if (!(ev.events & EPOLLPRI) || d->closed || read_dispatch_takes_it(d))
             continue;
         asyncore__hold(d);
         expt_event(d);

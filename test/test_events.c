@@ -1180,6 +1180,73 @@ START_TEST(a_lone_urgent_byte_wakes_the_loop_on_every_backend)
 }
 END_TEST
 
+/* Reads whatever normal data is there, past the urgent mark. */
+static void read_all(asyncore_dispatcher *d)
+{
+    struct probe *p = P(d);
+    char buf[256];
+
+    p->reads++;
+    note(p, "read");
+    while (asyncore_recv(d, buf, sizeof(buf)) > 0)
+        ;
+}
+
+static const asyncore_handlers read_all_expt_h = {
+    .handle_read = read_all,
+    .handle_expt = expt_reads_oob,
+    .readable = pred_readable,
+    .writable = pred_writable,
+};
+
+/*
+ * The peer sends an urgent byte and then normal data, and both are there
+ * when the loop looks.  handle_read reads past the mark, which clears the
+ * socket's urgent state: handle_expt must run all the same, after it, as
+ * asyncore (which acts on what select() reported) runs handle_read then
+ * handle_expt.  _i: the backend (i % 3) and the TCP family (i / 3).
+ */
+START_TEST(urgent_data_with_normal_data_reaches_handle_expt_after_handle_read)
+{
+    int family = _i < 3 ? AF_INET : AF_INET6;
+    static struct probe p;
+    struct event_base *base;
+    asyncore_map *map;
+    asyncore_dispatcher *d;
+    int fds[2], conn, lost = 0;
+
+    if (th_skip_family(family))
+        return;
+    base = base_with_method(methods[_i % 3]);
+    map = asyncore_map_new(base);
+    ck_assert_ptr_nonnull(map);
+    for (conn = 0; conn < 10; conn++) {
+        p = new_probe(1, 0);
+        stream_pair(family, fds);
+        d = asyncore_dispatcher_new(map, &read_all_expt_h, &p);
+        ck_assert_int_eq(asyncore_set_socket(d, fds[0]), 0);
+        ck_assert_int_eq(asyncore_poll(map, 0), 0); /* watched, idle */
+        ck_assert_int_eq(send(fds[1], "!", 1, MSG_OOB), 1);
+        ck_assert_int_eq(send(fds[1], "data", 4, 0), 4);
+        wait_for(fds[0], POLLIN | POLLPRI);
+        ck_assert(th_loop_until(map, &p.reads, 3.0));
+        th_loop_for(map, 0.02);
+        if (p.expts == 0)
+            lost++;
+        else
+            ck_assert_msg(strncmp(p.seq, "read,expt,", 10) == 0,
+                          "connection %d: %s", conn, p.seq);
+        ck_assert_int_le(p.expts, 1);
+        ck_assert_int_eq(asyncore_close(d), 0);
+        close(fds[1]);
+    }
+    ck_assert_msg(lost == 0, "%s: handle_expt lost on %d of 10 connections",
+                  methods[_i % 3], lost);
+    ck_assert_int_eq(asyncore_map_free(map), 0);
+    event_base_free(base);
+}
+END_TEST
+
 START_TEST(urgent_data_after_close_reaches_no_hook)
 {
     static struct probe a, b;
@@ -1370,6 +1437,8 @@ static Suite *events_suite(void)
                         TH_NFAMILIES);
     tcase_add_loop_test(tu, a_lone_urgent_byte_wakes_the_loop_on_every_backend, 0, 6);
     tcase_add_loop_test(tu, urgent_data_after_close_reaches_no_hook, 0, TH_NFAMILIES);
+    tcase_add_loop_test(tu, urgent_data_with_normal_data_reaches_handle_expt_after_handle_read,
+                        0, 6);
     suite_add_tcase(s, tu);
     return s;
 }

@@ -80,6 +80,13 @@ typedef struct asyncore_handlers {
      * Urgent (out-of-band) data arrived.  Default: warn "unhandled incoming
      * priority event".  Urgent data is watched only for dispatchers whose
      * handlers or defaults set this hook (it costs a second registration).
+     * When normal data arrived with it, handle_expt runs after handle_read
+     * (and handle_write) of the same dispatch, as in asyncore, even if
+     * handle_read read past the urgent mark.  Unlike asyncore, which calls
+     * it on every pass while the byte is unread, it runs once per urgent
+     * byte: when the byte arrives, and again only on a read dispatch that
+     * finds it still unread.  Read it with recv(fd, &c, 1, MSG_OOB) here.
+     * Costs one poll() per read dispatch of such a dispatcher.
      */
     void (*handle_expt)(asyncore_dispatcher *d);
     /** The connection was established; called once per connection. */
@@ -113,7 +120,14 @@ typedef struct asyncore_handlers {
     void (*handle_error)(asyncore_dispatcher *d, int err, const char *op);
     /** Interest in reading.  Default: true. */
     int (*readable)(asyncore_dispatcher *d);
-    /** Interest in writing.  Default: true.  Never asked of listeners. */
+    /**
+     * Interest in writing.  Default: true -- as in asyncore, so a plain
+     * dispatcher that keeps the default on a connected socket gets
+     * handle_write on every pass and the loop never sleeps (a busy loop).
+     * Return true only while there is something to send (for instance
+     * "buffer not empty"), or use dispatcher_with_send (send.h), whose
+     * writable() does.  Never asked of listeners.
+     */
     int (*writable)(asyncore_dispatcher *d);
     /**
      * Runs exactly once, when the dispatcher is closed and released (see
@@ -296,6 +310,7 @@ ASYNCORE_API void asyncore_default_handle_close(asyncore_dispatcher *d);
 ASYNCORE_API void asyncore_default_handle_error(asyncore_dispatcher *d,
                                                 int err, const char *op);
 ASYNCORE_API int asyncore_default_readable(asyncore_dispatcher *d);
+/** Returns 1: on a connected socket that is a busy loop (see writable). */
 ASYNCORE_API int asyncore_default_writable(asyncore_dispatcher *d);
 
 /* ---- state and accessors ------------------------------------------------
