@@ -147,10 +147,14 @@ struct asyncore_map {
     /* urgent.c: the process that opened urgent_fd (another one is a child
      * of fork() that must not touch it). */
     pid_t urgent_pid;
+    /* map.c: descriptors from this one on cannot be watched by the base's
+     * backend (FD_SETSIZE under select, INT_MAX otherwise). */
+    int fd_limit;
 };
 
 /* map.c */
 asyncore_map *asyncore__map_resolve(asyncore_map *map);
+int asyncore__fd_watchable(const asyncore_map *map, int fd);
 void asyncore__map_attach(asyncore_map *map, asyncore_dispatcher *d);
 void asyncore__map_detach(asyncore_map *map, asyncore_dispatcher *d);
 

@@ -98,9 +98,13 @@ static int check_socket(const asyncore_dispatcher *d)
     return 0;
 }
 
-/* Make the dispatcher own @fd and join the map's count (add_channel). */
+/* Make the dispatcher own @fd and join the map's count (add_channel);
+ * -1 with EMFILE, owning nothing, if the backend cannot watch @fd (an
+ * always-ready file is never given to it). */
 int asyncore__adopt_fd(asyncore_dispatcher *d, int fd, int family)
 {
+    if (!d->always_ready && !asyncore__fd_watchable(d->map, fd))
+        return -1;
     d->fd = fd;
     d->family = family;
     d->map->count++;
@@ -182,7 +186,11 @@ int asyncore_create_socket(asyncore_dispatcher *d, int family, int type)
     fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    asyncore__adopt_fd(d, fd, family);
+    if (asyncore__adopt_fd(d, fd, family) < 0) {
+        (void)close(fd);
+        errno = EMFILE;
+        return -1;
+    }
     asyncore__interest_update(d);
     return 0;
 }
@@ -229,7 +237,8 @@ int asyncore_set_socket(asyncore_dispatcher *d, int fd)
         return -1;
     }
     family = socket_family(fd);
-    if (family < 0 || make_nonblocking_cloexec(fd) < 0)
+    if (family < 0 || !asyncore__fd_watchable(d->map, fd) ||
+        make_nonblocking_cloexec(fd) < 0)
         return -1;
     if (getpeername(fd, (struct sockaddr *)&peer, &peerlen) == 0) {
         if (asyncore__set_addr(d, (struct sockaddr *)&peer, peerlen) < 0)
@@ -239,7 +248,7 @@ int asyncore_set_socket(asyncore_dispatcher *d, int fd)
     } else if (errno != ENOTCONN && errno != EINVAL) {
         return -1;
     }
-    asyncore__adopt_fd(d, fd, family);
+    (void)asyncore__adopt_fd(d, fd, family); /* watchable: checked above */
     asyncore__interest_update(d);
     return 0;
 }
@@ -410,6 +419,11 @@ int asyncore_accept(asyncore_dispatcher *d, struct sockaddr *addr,
     fd = accept4(d->fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0 && accept_nothing(errno))
         errno = EAGAIN; /* "nothing", as asyncore's None */
+    if (fd >= 0 && !asyncore__fd_watchable(d->map, fd)) {
+        (void)close(fd); /* the peer sees it go; the caller, EMFILE */
+        errno = EMFILE;
+        return -1;
+    }
     return fd;
 }
 

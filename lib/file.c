@@ -36,6 +36,7 @@ asyncore_dispatcher *asyncore_file_dispatcher_new(asyncore_map *map,
                                                   void *user_data, int fd)
 {
     asyncore_dispatcher *d;
+    asyncore_map *resolved;
     struct asyncore__ext *ext = NULL;
     struct stat st;
     int dup_fd, flags, always_ready;
@@ -58,6 +59,10 @@ asyncore_dispatcher *asyncore_file_dispatcher_new(asyncore_map *map,
      * out of memory can still be a failed creation. */
     always_ready = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
                    (S_ISCHR(st.st_mode) && !epoll_can_watch(dup_fd));
+    /* An always-ready file is never given to the backend. */
+    if (!always_ready && (resolved = asyncore__map_resolve(map)) != NULL &&
+        !asyncore__fd_watchable(resolved, dup_fd))
+        goto fail;
     if (always_ready && (ext = calloc(1, sizeof(*ext))) == NULL)
         goto fail;
     d = asyncore_dispatcher_new(map, handlers, user_data);

@@ -4,7 +4,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
 
 #include "asyncore-internal.h"
 
@@ -34,6 +37,11 @@ asyncore_map *asyncore_map_new(struct event_base *base)
         map->own_base = 1;
     }
     map->base = base;
+    /* libevent's select backend passes descriptors to FD_SET, which glibc
+     * checks: one at FD_SETSIZE or above aborts the process. */
+    map->fd_limit = strcmp(event_base_get_method(base), "select") == 0
+                        ? FD_SETSIZE
+                        : INT_MAX;
     map->timer = evtimer_new(base, timer_cb, map);
     if (map->timer == NULL) {
         if (map->own_base)
@@ -95,6 +103,21 @@ asyncore_map *asyncore_map_default(void)
     if (default_map == NULL)
         default_map = asyncore_map_new(NULL);
     return default_map;
+}
+
+/*
+ * Whether the map's backend can watch @fd; if not, 0 with errno EMFILE:
+ * as far as this map is concerned, the process is out of descriptors.
+ * Checked where a descriptor joins the map (asyncore__adopt_fd, accept,
+ * file_dispatcher_new, urgent.c's epoll instance), so that no call hands
+ * libevent one it would abort on.
+ */
+int asyncore__fd_watchable(const asyncore_map *map, int fd)
+{
+    if (fd < map->fd_limit)
+        return 1;
+    errno = EMFILE;
+    return 0;
 }
 
 /* Every public entry point taking a map treats NULL as the default map. */

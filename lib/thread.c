@@ -134,8 +134,12 @@ int asyncore__thread_init(asyncore_map *map)
         return -1;
     t->tail = &t->head;
     t->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (t->fd < 0) {
+    if (t->fd < 0 || !asyncore__fd_watchable(map, t->fd)) {
+        err = errno;
+        if (t->fd >= 0)
+            close(t->fd);
         free(t);
+        errno = err;
         return -1;
     }
     t->pid = getpid();

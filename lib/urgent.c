@@ -158,6 +158,11 @@ static int urgent_open(asyncore_map *map)
 
     if (fd < 0)
         return -1;
+    if (!asyncore__fd_watchable(map, fd)) {
+        close(fd);
+        errno = EMFILE;
+        return -1;
+    }
     map->urgent_ev = event_new(map->base, fd, EV_READ | EV_PERSIST, urgent_cb,
                                map);
     if (map->urgent_ev == NULL || event_add(map->urgent_ev, NULL) < 0) {

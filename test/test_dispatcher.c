@@ -2,6 +2,7 @@
  * test_dispatcher.c -- the scenarios of CPython's test_asyncore BaseTestAPI,
  * over IPv4, IPv6 and AF_UNIX loopback sockets.
  */
+#define _GNU_SOURCE /* pipe2 */
 #include "helpers.h"
 
 #include <errno.h>
@@ -10,6 +11,10 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+
+#include <event2/event.h>
 
 /* Per-test state reachable from hooks through the user pointer. */
 struct probe {
@@ -652,6 +657,189 @@ START_TEST(addr_is_the_address_last_given_to_bind_or_connect)
 }
 END_TEST
 
+/* ---- descriptors the backend cannot watch -------------------------------- */
+
+/* A base on exactly @method, whatever EVENT_NO* says. */
+static struct event_base *base_with_method(const char *method)
+{
+    struct event_config *cfg = event_config_new();
+    const char **m;
+    struct event_base *base;
+
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_int_eq(event_config_set_flag(cfg, EVENT_BASE_FLAG_IGNORE_ENV), 0);
+    for (m = event_get_supported_methods(); *m != NULL; m++)
+        if (strcmp(*m, method) != 0)
+            ck_assert_int_eq(event_config_avoid_method(cfg, *m), 0);
+    base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    ck_assert_ptr_nonnull(base);
+    ck_assert_str_eq(event_base_get_method(base), method);
+    return base;
+}
+
+/* The soft limit on descriptors raised to @want if it is lower (restored
+ * from @saved by the test); 0 if the hard limit does not allow it. */
+static int raise_nofile(rlim_t want, struct rlimit *saved)
+{
+    struct rlimit rl;
+
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    *saved = rl;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+            return 0;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            return 0;
+    }
+    return 1;
+}
+
+static int high_reads;
+
+static void high_read(asyncore_dispatcher *d)
+{
+    char buf[16];
+
+    if (asyncore_recv(d, buf, sizeof(buf)) > 0)
+        high_reads++;
+}
+
+static const asyncore_handlers high_reader = {
+    .handle_read = high_read,
+    .writable = never,
+};
+
+static const asyncore_handlers paused_listener = {
+    .readable = never,
+};
+
+static const char *const fd_methods[] = { "select", "poll", "epoll" };
+
+/*
+ * libevent's select backend hands descriptors to FD_SET, which glibc
+ * checks: one at FD_SETSIZE or above aborts the process.  On a map over
+ * select the calls that would add one fail with EMFILE instead; poll and
+ * epoll take it.  _i: the backend.
+ */
+START_TEST(select_refuses_descriptors_at_or_above_fd_setsize_with_emfile)
+{
+    int select = _i == 0;
+    struct rlimit saved;
+    struct event_base *base;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    asyncore_map *map;
+    asyncore_dispatcher *d, *listener;
+    static int fillers[FD_SETSIZE];
+    int sv[2], pv[2], high, fd, nfill = 0, client, before, i;
+    char c;
+
+    if (!raise_nofile(FD_SETSIZE + 64, &saved)) {
+        fprintf(stderr, "SKIP %s: RLIMIT_NOFILE's hard limit is below %d\n",
+                __func__, FD_SETSIZE + 64);
+        return;
+    }
+    base = base_with_method(fd_methods[_i]);
+    map = asyncore_map_new(base);
+    ck_assert_ptr_nonnull(map);
+
+    /* set_socket() with a high descriptor: refused on select only, and
+     * the descriptor stays the caller's. */
+    high_reads = 0;
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    high = fcntl(sv[0], F_DUPFD_CLOEXEC, FD_SETSIZE + 8);
+    ck_assert_int_ge(high, FD_SETSIZE);
+    close(sv[0]);
+    d = asyncore_dispatcher_new(map, &high_reader, NULL);
+    ck_assert_ptr_nonnull(d);
+    errno = 0;
+    if (select) {
+        ck_assert_int_eq(asyncore_set_socket(d, high), -1);
+        ck_assert_int_eq(errno, EMFILE);
+        ck_assert_int_eq(asyncore_dispatcher_fd(d), -1);
+        ck_assert_uint_eq(asyncore_map_count(map), 0);
+        ck_assert_int_ge(fcntl(high, F_GETFD), 0); /* not closed */
+        close(high);
+    } else {
+        ck_assert_int_eq(asyncore_set_socket(d, high), 0);
+        ck_assert_int_eq(send(sv[1], "x", 1, 0), 1);
+        ck_assert(th_loop_until(map, &high_reads, 3.0));
+    }
+    ck_assert_int_eq(asyncore_close(d), 0);
+
+    /* A listener made while low descriptors are left. */
+    listener = th_listener(map, AF_INET, &paused_listener, NULL, &ss, &len);
+    ck_assert_ptr_nonnull(listener);
+
+    /* Every descriptor below FD_SETSIZE taken: new ones are high. */
+    while ((fd = dup(sv[1])) >= 0 && fd < FD_SETSIZE)
+        fillers[nfill++] = fd;
+    ck_assert_int_ge(fd, FD_SETSIZE);
+    close(fd);
+
+    /* A map's own descriptors (its wake-up eventfd) are checked too. */
+    errno = 0;
+    if (select) {
+        ck_assert_ptr_null(asyncore_map_new(base));
+        ck_assert_int_eq(errno, EMFILE);
+    }
+
+    d = asyncore_dispatcher_new(map, &high_reader, NULL);
+    ck_assert_ptr_nonnull(d);
+    before = th_fd_count();
+    errno = 0;
+    if (select) {
+        ck_assert_int_eq(asyncore_create_socket(d, AF_INET, SOCK_STREAM), -1);
+        ck_assert_int_eq(errno, EMFILE);
+        ck_assert_int_eq(th_fd_count(), before); /* nothing left open */
+    } else {
+        ck_assert_int_eq(asyncore_create_socket(d, AF_INET, SOCK_STREAM), 0);
+        ck_assert_int_ge(asyncore_dispatcher_fd(d), FD_SETSIZE);
+    }
+    ck_assert_int_eq(asyncore_close(d), 0);
+
+    /* A file dispatcher over a pipe works on its own (high) duplicate. */
+    ck_assert_int_eq(pipe2(pv, O_CLOEXEC), 0);
+    errno = 0;
+    d = asyncore_file_dispatcher_new(map, &high_reader, NULL, pv[0]);
+    if (select) {
+        ck_assert_ptr_null(d);
+        ck_assert_int_eq(errno, EMFILE);
+    } else {
+        ck_assert_ptr_nonnull(d);
+        ck_assert_int_eq(asyncore_close(d), 0);
+    }
+    close(pv[0]);
+    close(pv[1]);
+
+    /* accept(): the new connection would be high -- refused and closed on
+     * select (the peer sees it go), taken elsewhere. */
+    client = th_raw_connect(&ss, len);
+    errno = 0;
+    fd = asyncore_accept(listener, NULL, NULL);
+    if (select) {
+        ck_assert_int_eq(fd, -1);
+        ck_assert_int_eq(errno, EMFILE);
+        ck_assert_int_le(recv(client, &c, 1, 0), 0);
+    } else {
+        ck_assert_int_ge(fd, FD_SETSIZE);
+        close(fd);
+    }
+    close(client);
+
+    for (i = 0; i < nfill; i++)
+        close(fillers[i]);
+    close(sv[1]);
+    /* The map still runs (the process is still there). */
+    ck_assert_int_eq(asyncore_poll(map, 0), 0);
+    ck_assert_int_eq(asyncore_map_free(map), 0);
+    event_base_free(base);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+}
+END_TEST
+
 static Suite *dispatcher_suite(void)
 {
     Suite *s = suite_create("dispatcher");
@@ -685,6 +873,8 @@ static Suite *dispatcher_suite(void)
                         TH_NFAMILIES);
     tcase_add_loop_test(tc, set_nodelay_sets_tcp_nodelay_on_tcp_only, 0,
                         TH_NFAMILIES);
+    tcase_add_loop_test(tc, select_refuses_descriptors_at_or_above_fd_setsize_with_emfile,
+                        0, 3);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -172,8 +172,10 @@ asyncore_dispatcher_new_ex(asyncore_map *map, const asyncore_handlers *handlers,
 /**
  * Create a non-blocking, close-on-exec socket of @family (AF_INET,
  * AF_INET6, AF_UNIX) and @type (SOCK_STREAM, SOCK_DGRAM) and add it to the
- * map.  Errors: EISCONN (already has a socket), EAFNOSUPPORT, and those of
- * socket(2).
+ * map.  Errors: EISCONN (already has a socket), EAFNOSUPPORT, EMFILE (also
+ * when the new descriptor is FD_SETSIZE or above and the map's event_base
+ * uses libevent's select backend, which cannot watch it: see
+ * asyncore_map_new()), and those of socket(2).
  */
 ASYNCORE_API int asyncore_create_socket(asyncore_dispatcher *d, int family,
                                         int type);
@@ -184,7 +186,8 @@ ASYNCORE_API int asyncore_create_socket(asyncore_dispatcher *d, int family,
  * dispatcher counts as connected if the socket has a peer.  On success the
  * dispatcher owns @fd; on failure the caller still does.  Errors: EBADF
  * (not an open descriptor), ENOTSOCK (not a socket), EISCONN (the
- * dispatcher already has a socket).
+ * dispatcher already has a socket), EMFILE (@fd is FD_SETSIZE or above and
+ * the map uses libevent's select backend: see asyncore_map_new()).
  */
 ASYNCORE_API int asyncore_set_socket(asyncore_dispatcher *d, int fd);
 
@@ -247,7 +250,10 @@ ASYNCORE_API int asyncore_connect_host(asyncore_dispatcher *d,
  * errors Linux reports for a connection that failed before it was accepted:
  * EPROTO, EPERM, ENETDOWN, ENETUNREACH, EHOSTDOWN, EHOSTUNREACH, ENONET,
  * ENOPROTOOPT, EOPNOTSUPP) returns -1 with errno EAGAIN.  Errors also:
- * EINVAL (not listening), EMFILE, ENFILE, ENOBUFS, ENOMEM, ...
+ * EINVAL (not listening), EMFILE (also when the new descriptor is
+ * FD_SETSIZE or above on a map over libevent's select backend: the
+ * connection is then closed, and the default handle_accept backs off as
+ * for any EMFILE), ENFILE, ENOBUFS, ENOMEM, ...
  */
 ASYNCORE_API int asyncore_accept(asyncore_dispatcher *d, struct sockaddr *addr,
                                  socklen_t *addrlen);

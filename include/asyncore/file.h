@@ -24,8 +24,11 @@ extern "C" {
 /**
  * Create a file_dispatcher over a duplicate of @fd; it is connected at once.
  * Errors: EINVAL (@handlers NULL or @fd < 0), EBADF (@fd not open),
- * EMFILE, ENOMEM, ECANCELED (a readable()/writable() hook closed the new
- * dispatcher when first asked; its destroy hook has run).
+ * EMFILE (no duplicate could be made, or -- except for a regular file,
+ * which is never polled -- the duplicate is FD_SETSIZE or above on a map
+ * over libevent's select backend), ENOMEM, ECANCELED (a
+ * readable()/writable() hook closed the new dispatcher when first asked;
+ * its destroy hook has run).
  */
 ASYNCORE_API asyncore_dispatcher *
 asyncore_file_dispatcher_new(asyncore_map *map, const asyncore_handlers *handlers,

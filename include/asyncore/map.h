@@ -27,7 +27,21 @@ extern "C" {
 
 /**
  * Create a map on @base, or on a new event_base of its own if @base is
- * NULL.  Returns NULL with errno ENOMEM (or that of event_base_new()).
+ * NULL.  Returns NULL with errno ENOMEM (or that of event_base_new()), or
+ * EMFILE (below).
+ *
+ * DESCRIPTOR LIMIT OF THE SELECT BACKEND
+ *   libevent's select backend (chosen when epoll and poll are not, e.g.
+ *   under EVENT_NOEPOLL=1 EVENT_NOPOLL=1) can watch only descriptors below
+ *   FD_SETSIZE (1024): glibc aborts the process on a larger one.  On such a
+ *   map every call that would give libevent one fails cleanly with EMFILE
+ *   instead -- asyncore_create_socket(), asyncore_set_socket(),
+ *   asyncore_accept() (which closes the connection), the default
+ *   handle_accept (which backs off), asyncore_file_dispatcher_new() (except
+ *   for regular files, never polled), and asyncore_map_new() itself for its
+ *   wake-up descriptor -- as if the process were out of descriptors.
+ *   Thousands of connections (15,000 is routine) need the epoll backend
+ *   (the default on Linux) or poll.
  */
 ASYNCORE_API asyncore_map *asyncore_map_new(struct event_base *base);
 
