@@ -53,13 +53,44 @@ static int unix_op(asyncore_dispatcher *d, const char *path, addr_op op)
                     op);
 }
 
+/*
+ * getaddrinfo()'s errors as errno values, by the rule resolve.h states for
+ * every host string: a host that does not exist is EHOSTUNREACH; one that
+ * has no address the dispatcher can use (a numeric address of the other
+ * family than its socket's, a name with none of IPv4 or IPv6) is
+ * EADDRNOTAVAIL; no answer in time is ETIMEDOUT -- as resolve.c maps
+ * evdns's answers.
+ */
+static int gai_errno(int rc)
+{
+    switch (rc) {
+    case EAI_SYSTEM:
+        return errno;
+#ifdef EAI_ADDRFAMILY
+    case EAI_ADDRFAMILY:
+#endif
+#ifdef EAI_NODATA
+    case EAI_NODATA:
+#endif
+    case EAI_FAMILY:
+        return EADDRNOTAVAIL;
+    case EAI_AGAIN:
+    case EAI_FAIL:
+        return ETIMEDOUT;
+    case EAI_MEMORY:
+        return ENOMEM;
+    default:
+        return EHOSTUNREACH; /* EAI_NONAME: no such host */
+    }
+}
+
 /* Try each address getaddrinfo() gives, in its order, until one works. */
 static int inet_op(asyncore_dispatcher *d, const char *host, unsigned port,
                    addr_op op, int passive)
 {
     struct addrinfo hints = { 0 }, *res, *ai;
     char service[8];
-    int rc, err = EHOSTUNREACH;
+    int rc, err = EADDRNOTAVAIL; /* if none is IPv4 or IPv6 */
 
     if (host[0] == '\0')
         host = NULL; /* "" is every local address, as in asyncore's bind */
@@ -69,7 +100,7 @@ static int inet_op(asyncore_dispatcher *d, const char *host, unsigned port,
     snprintf(service, sizeof(service), "%u", port);
     rc = getaddrinfo(host, service, &hints, &res);
     if (rc != 0) {
-        errno = rc == EAI_SYSTEM ? errno : EHOSTUNREACH;
+        errno = gai_errno(rc);
         return -1;
     }
     rc = -1;

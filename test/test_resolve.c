@@ -601,6 +601,57 @@ END_TEST
 
 /* ---- the caller's socket, and answers from the hosts file ------------------ */
 
+/*
+ * One rule for "no usable address": a host that gives no address the
+ * dispatcher can use is EADDRNOTAVAIL, whether it is numeric (at once,
+ * from bind_host and connect_host) or a name (handle_error "resolve",
+ * above); EHOSTUNREACH is kept for a host that does not exist, and
+ * EAFNOSUPPORT for a struct sockaddr of another family than the socket's.
+ */
+START_TEST(a_numeric_host_of_the_other_family_gets_eaddrnotavail)
+{
+    struct client c;
+    asyncore_dispatcher *d;
+    struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(9) };
+    int fd;
+
+    d = new_client(th_map, &c);
+    ck_assert_int_eq(asyncore_create_socket(d, AF_INET, SOCK_STREAM), 0);
+    fd = asyncore_dispatcher_fd(d);
+    errno = 0;
+    ck_assert_int_eq(asyncore_connect_host(d, "::1", 9), -1);
+    ck_assert_int_eq(errno, EADDRNOTAVAIL);
+    errno = 0;
+    ck_assert_int_eq(asyncore_bind_host(d, "::1", 0), -1);
+    ck_assert_int_eq(errno, EADDRNOTAVAIL);
+    /* The caller's socket is left as it was, and no hook ran. */
+    ck_assert_int_eq(asyncore_dispatcher_fd(d), fd);
+    ck_assert_int_eq(c.errors + c.connects, 0);
+    /* A struct sockaddr of another family: the argument is wrong. */
+    in6.sin6_addr = in6addr_loopback;
+    errno = 0;
+    ck_assert_int_eq(asyncore_connect(d, (struct sockaddr *)&in6, sizeof(in6)), -1);
+    ck_assert_int_eq(errno, EAFNOSUPPORT);
+    /* A host that does not exist is still EHOSTUNREACH. */
+    errno = 0;
+    ck_assert_int_eq(asyncore_bind_host(d, "no-such-host.invalid", 0), -1);
+    ck_assert_int_eq(errno, EHOSTUNREACH);
+    ck_assert_int_eq(asyncore_close(d), 0);
+
+    if (th_skip_family(AF_INET6))
+        return;
+    d = new_client(th_map, &c);
+    ck_assert_int_eq(asyncore_create_socket(d, AF_INET6, SOCK_STREAM), 0);
+    errno = 0;
+    ck_assert_int_eq(asyncore_connect_host(d, "127.0.0.1", 9), -1);
+    ck_assert_int_eq(errno, EADDRNOTAVAIL);
+    errno = 0;
+    ck_assert_int_eq(asyncore_bind_host(d, "127.0.0.1", 0), -1);
+    ck_assert_int_eq(errno, EADDRNOTAVAIL);
+    ck_assert_int_eq(asyncore_close(d), 0);
+}
+END_TEST
+
 START_TEST(the_callers_socket_is_the_one_that_connects)
 {
     struct client c;
@@ -856,6 +907,7 @@ static Suite *resolve_suite(void)
     tcase_add_test(tc, unknown_name_is_a_resolve_error_ehostunreach);
     tcase_add_test(tc, silent_resolver_times_out_with_etimedout);
     tcase_add_test(tc, a_socket_of_the_other_family_gets_eaddrnotavail);
+    tcase_add_test(tc, a_numeric_host_of_the_other_family_gets_eaddrnotavail);
     tcase_add_test(tc, the_callers_socket_is_the_one_that_connects);
     tcase_add_test(tc, hosts_file_names_connect_at_once_without_a_query);
     tcase_add_test(tc, numeric_and_invalid_hosts_never_ask_the_resolver);

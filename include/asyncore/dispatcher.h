@@ -234,9 +234,14 @@ ASYNCORE_API int asyncore_connect(asyncore_dispatcher *d,
  * behind.  asyncore_bind_host() looks names up with getaddrinfo(3), which
  * may block, and tries the addresses in its order; asyncore_connect_host()
  * looks them up without blocking the loop: see resolve.h for how it then
- * connects.  Errors: EINVAL (@host NULL or @port > 65535), EHOSTUNREACH (the
- * name has no usable address), ENAMETOOLONG (path), and those of the
- * underlying call.
+ * connects.  Errors: EINVAL (@host NULL or @port > 65535), EHOSTUNREACH (no
+ * such host), EADDRNOTAVAIL (no address the dispatcher can use: for
+ * instance a numeric address of the other family than its socket's),
+ * ETIMEDOUT (bind_host: the name servers did not answer), ENAMETOOLONG
+ * (path), and those of the underlying call.  The same rule holds for a
+ * look-up's errors (resolve.h, "NO USABLE ADDRESS").  asyncore_bind() and
+ * asyncore_connect() given a struct sockaddr of another family than the
+ * socket's fail with EAFNOSUPPORT instead.
  */
 ASYNCORE_API int asyncore_bind_host(asyncore_dispatcher *d, const char *host,
                                     unsigned port);

@@ -59,6 +59,24 @@
  *                    these as the one error EVUTIL_EAI_FAIL.
  *     ENOMEM         out of memory.
  *
+ * NO USABLE ADDRESS: ONE RULE
+ *   Every call that takes a host string (asyncore_bind_host(),
+ *   asyncore_connect_host(), numeric or name, at once or from the loop)
+ *   reports the same condition with the same code:
+ *     EHOSTUNREACH   the host does not exist;
+ *     EADDRNOTAVAIL  it exists but gives no address the dispatcher can use:
+ *                    a numeric address of the other family than the socket
+ *                    the dispatcher already has ("::1" on an AF_INET
+ *                    socket), or a name with no IPv4 or IPv6 address, or
+ *                    none of that socket's family;
+ *     ETIMEDOUT      no usable answer in time.
+ *   At once these are -1 with errno and no hook; from a look-up,
+ *   handle_error(d, err, "resolve").  EAFNOSUPPORT stays what it is for
+ *   a struct sockaddr given to asyncore_bind() or asyncore_connect() whose
+ *   family is not the socket's (the argument is wrong, as bind(2) and
+ *   connect(2) say) and for asyncore_create_socket() with a family other
+ *   than AF_INET, AF_INET6 and AF_UNIX.
+ *
  * BINDING
  *   asyncore_bind_host() still uses getaddrinfo(3), which may block:
  *   binding is a start-up operation, done before the loop serves anyone.
