@@ -16,6 +16,10 @@
  * Output bytes of consecutive pushes share one evbuffer (references added
  * with evbuffer_add_reference stay zero-copy); the FIFO records how many of
  * its bytes each DATA entry covers, between producers and close markers.
+ * On a stream socket consecutive pushes extend one DATA entry, so that what
+ * they queued goes out in as few sends as the socket takes; on a message
+ * socket (SOCK_SEQPACKET, SOCK_DGRAM) each push keeps an entry of its own,
+ * since there each send is one message, as in asynchat.
  */
 #include "config.h"
 
@@ -25,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 
@@ -64,6 +69,8 @@ struct chat_state {
     unsigned collecting : 1;  /* inside collect_incoming_data */
     unsigned drop_input : 1;  /* discard_buffers asked during it */
     unsigned sending : 1;     /* initiate_send is on the stack */
+    unsigned sock_known : 1;  /* sock_stream tells the socket's kind */
+    unsigned sock_stream : 1; /* pushes may share a DATA entry */
     unsigned char term_inline[2 * TERM_INLINE];
     /* chat_flow.h: the input limit and read pausing. */
     size_t max_input;         /* 0: records of any length */
@@ -476,8 +483,34 @@ static void append(struct chat_state *st, struct chat_entry *e)
     st->entries++;
 }
 
-/* The DATA entry at the FIFO's tail that new bytes extend; NULL (ENOMEM). */
-static struct chat_entry *data_tail(struct chat_state *st)
+/*
+ * May a push extend the DATA entry before it?  Only on a stream socket: a
+ * stream peer sees the same bytes however the sends cut them, but on a
+ * message socket one send is one message, and asynchat sends one push
+ * (one producer_fifo entry) per send.  Before the channel has a socket its
+ * kind is unknown and entries stay apart.  A socket is given once and kept
+ * until the close, so the answer is asked of the kernel once.
+ */
+static int stream_socket(const asyncore_dispatcher *d, struct chat_state *st)
+{
+    int type = 0;
+    socklen_t len = sizeof(type);
+
+    if (st->sock_known)
+        return st->sock_stream;
+    if (d->fd < 0)
+        return 0;
+    st->sock_known = 1;
+    st->sock_stream =
+        getsockopt(d->fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+        type == SOCK_STREAM;
+    return st->sock_stream;
+}
+
+/* The DATA entry that a push's bytes go to: the one at the FIFO's tail on
+ * a stream socket, else a new one.  NULL with ENOMEM. */
+static struct chat_entry *data_tail(asyncore_dispatcher *d,
+                                    struct chat_state *st)
 {
     struct chat_entry *e = TAILQ_LAST(&st->fifo, chat_fifo);
 
@@ -485,7 +518,7 @@ static struct chat_entry *data_tail(struct chat_state *st)
         errno = ENOMEM;
         return NULL;
     }
-    if (e != NULL && e->kind == ENTRY_DATA)
+    if (e != NULL && e->kind == ENTRY_DATA && stream_socket(d, st))
         return e;
     if ((e = entry_new(ENTRY_DATA)) == NULL) {
         errno = ENOMEM;
@@ -526,9 +559,11 @@ int asyncore_chat_push(asyncore_dispatcher *d, const void *data, size_t len)
         errno = EINVAL;
         return -1;
     }
+    /* Nothing to queue, but asynchat's push still runs initiate_send: a
+     * close marker at the head closes the channel now. */
     if (len == 0)
-        return 0;
-    if ((e = data_tail(st)) == NULL)
+        return kick(d);
+    if ((e = data_tail(d, st)) == NULL)
         return -1;
     if (evbuffer_add(st->out, data, len) < 0) {
         drop_if_empty(st, e);
@@ -551,7 +586,7 @@ int asyncore_chat_push_reference(asyncore_dispatcher *d, const void *data,
         errno = EINVAL;
     else if (st != NULL && len == 0)
         goto release; /* nothing to send: released at once, success */
-    else if (st != NULL && (e = data_tail(st)) != NULL &&
+    else if (st != NULL && (e = data_tail(d, st)) != NULL &&
              evbuffer_add_reference(st->out, data, len, free_fn, arg) == 0) {
         e->len += len;
         return kick(d);

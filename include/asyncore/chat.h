@@ -32,8 +32,27 @@
  *   once (asynchat's initiate_send).  Each send passes at most
  *   ac_out_buffer_size bytes to the socket; handle_write sends again when
  *   the socket can take more.  A producer is asked for more bytes only when
- *   it reaches the head of the FIFO.  writable() is "something queued, or not
+ *   it reaches the head of the FIFO, with room for ac_out_buffer_size bytes
+ *   (asynchat's more() takes no size); what one more() call returns is sent
+ *   apart from what surrounds it.  writable() is "something queued, or not
  *   connected yet".
+ *
+ *   On a stream socket (TCP, AF_UNIX SOCK_STREAM) pushes that wait behind
+ *   an unfinished send join the same FIFO entry and leave in as few sends
+ *   as the socket takes, up to ac_out_buffer_size each: the peer reads the
+ *   same bytes in the same order, in fewer pieces than asynchat sends them
+ *   (asyncore_chat_queued() counts such a run as one entry).  On a message
+ *   socket (SOCK_SEQPACKET, SOCK_DGRAM) one push is one send, hence one
+ *   message, as in asynchat: three pushes arrive as three messages, one
+ *   longer than ac_out_buffer_size as one message per slice of that size,
+ *   and each more() result as one message.  Pushes made before the channel
+ *   has a socket stay apart too.
+ *
+ *   A push of 0 bytes queues nothing (asynchat's push(b"") on a message
+ *   socket sends an empty message; this library sends none) but still runs
+ *   initiate_send, as asynchat's does: a close marker at the head of the
+ *   FIFO (asyncore_chat_close_when_done()) closes the channel inside that
+ *   push, and bytes waiting at the head are sent if the socket takes them.
  *
  * LIFETIME
  *   What is still queued when the channel closes -- input, bytes,
@@ -160,9 +179,11 @@ ASYNCORE_API int asyncore_chat_get_terminator(const asyncore_dispatcher *d,
 
 /**
  * Queue a copy of the @len bytes at @data.  Sends take at most
- * ac_out_buffer_size bytes of it at a time.  @len 0 queues nothing.
- * Returns 0, or -1 with errno EINVAL (@data NULL with @len > 0, or not a
- * chat), EBADF (closed) or ENOMEM.
+ * ac_out_buffer_size bytes of it at a time; on a message socket each push
+ * is sent apart (see OUTPUT).  @len 0 (with @data NULL or not) queues
+ * nothing but still tries to send, so a close marker at the head closes
+ * the channel now.  Returns 0, or -1 with errno EINVAL (@data NULL with
+ * @len > 0, or not a chat), EBADF (closed) or ENOMEM.
  */
 ASYNCORE_API int asyncore_chat_push(asyncore_dispatcher *d, const void *data,
                                     size_t len);
@@ -177,7 +198,8 @@ typedef void (*asyncore_chat_free_fn)(const void *data, size_t len,
  * with (@data, @len, @arg).  From this call on the channel owns them:
  * @free_fn runs exactly once -- when the bytes have been sent or dropped
  * (discard_buffers, close), or before an error return, or at once for
- * @len 0.  Returns 0, or -1 with errno EINVAL, EBADF or ENOMEM.
+ * @len 0 (which sends nothing).  Returns 0, or -1 with errno EINVAL, EBADF
+ * or ENOMEM.
  */
 ASYNCORE_API int asyncore_chat_push_reference(asyncore_dispatcher *d,
                                               const void *data, size_t len,

@@ -1,0 +1,413 @@
+/*
+ * test_chat_push.c -- async_chat's output as the peer sees it: message
+ * boundaries on SOCK_SEQPACKET and SOCK_DGRAM (one push is one send, as in
+ * asynchat), merged sends on a stream, a push of nothing behind a close
+ * marker, the formatted and gathered pushes, and the inline user area of
+ * asyncore_chat_new_ex().  Every scenario runs over real AF_UNIX
+ * socketpairs.
+ */
+#define _GNU_SOURCE
+#include "helpers.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/uio.h>
+
+/* ---- a channel that counts its hooks ------------------------------------ */
+
+struct cnt {
+    int closes, destroys, errors, err;
+};
+
+static void c_collect(asyncore_dispatcher *d, const void *data, size_t len)
+{
+    (void)d, (void)data, (void)len;
+}
+
+static void c_found(asyncore_dispatcher *d)
+{
+    (void)d;
+}
+
+static void c_close(asyncore_dispatcher *d)
+{
+    struct cnt *c = asyncore_dispatcher_user_data(d);
+
+    c->closes++;
+    asyncore_chat_handle_close(d);
+}
+
+static void c_error(asyncore_dispatcher *d, int err, const char *op)
+{
+    struct cnt *c = asyncore_dispatcher_user_data(d);
+
+    c->errors++;
+    c->err = err;
+    asyncore_default_handle_error(d, err, op);
+}
+
+static void c_destroy(asyncore_dispatcher *d)
+{
+    struct cnt *c = asyncore_dispatcher_user_data(d);
+
+    c->destroys++;
+}
+
+static const asyncore_chat_handlers cnt_handlers = {
+    .dispatcher = {
+        .handle_close = c_close,
+        .handle_error = c_error,
+        .destroy = c_destroy,
+    },
+    .collect_incoming_data = c_collect,
+    .found_terminator = c_found,
+};
+
+/* A channel over one end of an AF_UNIX socketpair of @type; the other end
+ * (blocking) is *@peer. */
+static asyncore_dispatcher *pair(struct cnt *c, int type, int *peer)
+{
+    asyncore_dispatcher *d;
+    int sv[2];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sv), 0);
+    d = asyncore_chat_new(th_map, &cnt_handlers, c);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(asyncore_set_socket(d, sv[0]), 0);
+    ck_assert(asyncore_dispatcher_connected(d));
+    *peer = sv[1];
+    return d;
+}
+
+static const int msg_types[] = { SOCK_SEQPACKET, SOCK_DGRAM };
+
+/* ---- what the peer receives ----------------------------------------------- */
+
+#define FILL_LEN 256
+#define MAX_MSGS 4096
+
+struct got {
+    size_t len[MAX_MSGS];
+    char *data[MAX_MSGS];
+    int n;
+};
+
+/*
+ * Push FILL_LEN-byte messages of 'F' until the socket takes no more and one
+ * stays queued.  Returns how many were pushed.
+ */
+static int fill(asyncore_dispatcher *d)
+{
+    char f[FILL_LEN];
+    int n = 0;
+
+    memset(f, 'F', sizeof(f));
+    while (asyncore_chat_queued(d, NULL) == 0) {
+        ck_assert_int_lt(n, MAX_MSGS - 16);
+        ck_assert_int_eq(asyncore_chat_push(d, f, sizeof(f)), 0);
+        n++;
+    }
+    return n;
+}
+
+/* Receive messages on @peer, running the loop between them, until @want
+ * were received or 5 s passed. */
+static void receive(int peer, struct got *g, int want)
+{
+    static char buf[1 << 17];
+    double end = th_now() + 5.0;
+
+    while (g->n < want && th_now() < end) {
+        ssize_t n = recv(peer, buf, sizeof(buf), MSG_DONTWAIT);
+
+        if (n < 0) {
+            ck_assert_int_eq(errno, EAGAIN);
+            ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
+            continue;
+        }
+        ck_assert_int_lt(g->n, MAX_MSGS);
+        g->data[g->n] = malloc((size_t)n + 1);
+        ck_assert_ptr_nonnull(g->data[g->n]);
+        memcpy(g->data[g->n], buf, (size_t)n);
+        g->data[g->n][n] = '\0';
+        g->len[g->n++] = (size_t)n;
+    }
+    ck_assert_int_eq(g->n, want);
+}
+
+static void got_free(struct got *g)
+{
+    while (g->n > 0)
+        free(g->data[--g->n]);
+}
+
+/* Message @i is exactly the string @s. */
+static void assert_msg(const struct got *g, int i, const char *s)
+{
+    ck_assert_msg(g->len[i] == strlen(s) && memcmp(g->data[i], s, g->len[i]) == 0,
+                  "message %d is %zu bytes \"%.40s\", wanted \"%s\"", i,
+                  g->len[i], g->data[i], s);
+}
+
+static void assert_fill(const struct got *g, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        ck_assert_uint_eq(g->len[i], FILL_LEN);
+        ck_assert_int_eq(g->data[i][0], 'F');
+        ck_assert_int_eq(g->data[i][FILL_LEN - 1], 'F');
+    }
+}
+
+/* A producer that yields its strings one per more() call. */
+struct pieces {
+    const char *const *s;
+    int next, frees;
+};
+
+static ssize_t pieces_more(void *arg, void *buf, size_t size)
+{
+    struct pieces *p = arg;
+    size_t len;
+
+    if (p->s[p->next] == NULL)
+        return 0;
+    len = strlen(p->s[p->next]);
+    ck_assert_uint_le(len, size);
+    memcpy(buf, p->s[p->next++], len);
+    return (ssize_t)len;
+}
+
+static void pieces_free(void *arg)
+{
+    ((struct pieces *)arg)->frees++;
+}
+
+/* ---- message boundaries ------------------------------------------------------ */
+
+START_TEST(each_push_is_one_message_on_a_message_socket)
+{
+    static const char *const chunks[] = { "p1", "pp2", "ppp3", NULL };
+    struct pieces pc = { .s = chunks };
+    struct cnt c = { 0 };
+    struct got g = { .n = 0 };
+    int peer, n;
+    asyncore_dispatcher *d = pair(&c, msg_types[_i], &peer);
+
+    /* Queued behind a send the socket refused, the pushes wait together:
+     * still one message each, as asynchat sends them. */
+    n = fill(d);
+    ck_assert_int_eq(asyncore_chat_push(d, "A", 1), 0);
+    ck_assert_int_eq(asyncore_chat_push(d, "BB", 2), 0);
+    ck_assert_int_eq(asyncore_chat_push(d, "CCC", 3), 0);
+    ck_assert_int_eq(asyncore_chat_push_with_producer(
+                         d, asyncore_producer_new(pieces_more, pieces_free, &pc)),
+                     0);
+    ck_assert_int_eq(asyncore_chat_push(d, "DDDD", 4), 0);
+    receive(peer, &g, n + 7);
+    assert_fill(&g, n);
+    assert_msg(&g, n, "A");
+    assert_msg(&g, n + 1, "BB");
+    assert_msg(&g, n + 2, "CCC");
+    assert_msg(&g, n + 3, "p1");
+    assert_msg(&g, n + 4, "pp2");
+    assert_msg(&g, n + 5, "ppp3");
+    assert_msg(&g, n + 6, "DDDD");
+    ck_assert_int_eq(pc.frees, 1);
+    ck_assert_int_eq(asyncore_chat_queued(d, NULL), 0);
+    got_free(&g);
+    asyncore_close(d);
+    close(peer);
+}
+END_TEST
+
+START_TEST(pushes_before_the_socket_are_one_message_each)
+{
+    struct cnt c = { 0 };
+    struct got g = { .n = 0 };
+    asyncore_dispatcher *d = asyncore_chat_new(th_map, &cnt_handlers, &c);
+    int sv[2];
+
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(asyncore_chat_push(d, "A", 1), 0);
+    ck_assert_int_eq(asyncore_chat_push(d, "BB", 2), 0);
+    ck_assert_int_eq(asyncore_chat_push(d, "CCC", 3), 0);
+    ck_assert_int_eq(
+        socketpair(AF_UNIX, msg_types[_i] | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(asyncore_set_socket(d, sv[0]), 0);
+    receive(sv[1], &g, 3);
+    assert_msg(&g, 0, "A");
+    assert_msg(&g, 1, "BB");
+    assert_msg(&g, 2, "CCC");
+    got_free(&g);
+    asyncore_close(d);
+    close(sv[1]);
+}
+END_TEST
+
+START_TEST(a_push_longer_than_out_buffer_size_is_one_message_per_slice)
+{
+    struct cnt c = { 0 };
+    struct got g = { .n = 0 };
+    int peer;
+    asyncore_dispatcher *d = pair(&c, msg_types[_i], &peer);
+
+    ck_assert_int_eq(asyncore_chat_set_out_buffer_size(d, 4), 0);
+    ck_assert_int_eq(asyncore_chat_push(d, "abcdefghij", 10), 0);
+    ck_assert_int_eq(asyncore_chat_push(d, "kl", 2), 0);
+    /* asynchat's push slices at ac_out_buffer_size: one message each. */
+    receive(peer, &g, 4);
+    assert_msg(&g, 0, "abcd");
+    assert_msg(&g, 1, "efgh");
+    assert_msg(&g, 2, "ij");
+    assert_msg(&g, 3, "kl");
+    got_free(&g);
+    asyncore_close(d);
+    close(peer);
+}
+END_TEST
+
+START_TEST(pushes_waiting_on_a_stream_share_one_entry)
+{
+    struct cnt c = { 0 };
+    int peer, n;
+    size_t bytes, total = 0, i;
+    asyncore_dispatcher *d = pair(&c, SOCK_STREAM, &peer);
+    char buf[65536], tail[6];
+    double end = th_now() + 5.0;
+
+    n = fill(d);
+    ck_assert_int_ge(n, 1);
+    ck_assert_int_eq(asyncore_chat_push(d, "A", 1), 0);
+    ck_assert_int_eq(asyncore_chat_push(d, "BB", 2), 0);
+    ck_assert_int_eq(asyncore_chat_push(d, "CCC", 3), 0);
+    /* chat.h: on a stream, what waits goes out in as few sends as the
+     * socket takes -- one entry. */
+    ck_assert_int_eq(asyncore_chat_queued(d, &bytes), 1);
+    ck_assert_uint_ge(bytes, 6);
+    /* The bytes arrive whole and in order: the fillers, then "ABBCCC". */
+    while (total < (size_t)n * FILL_LEN + 6) {
+        ssize_t r = recv(peer, buf, sizeof(buf), MSG_DONTWAIT);
+
+        ck_assert_msg(th_now() < end, "only %zu bytes arrived", total);
+        if (r < 0) {
+            ck_assert_int_eq(errno, EAGAIN);
+            ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
+            continue;
+        }
+        for (i = 0; i < (size_t)r; i++, total++)
+            if (total >= (size_t)n * FILL_LEN && total - (size_t)n * FILL_LEN < 6)
+                tail[total - (size_t)n * FILL_LEN] = buf[i];
+            else
+                ck_assert_int_eq(buf[i], 'F');
+    }
+    ck_assert_uint_eq(total, (size_t)n * FILL_LEN + 6);
+    ck_assert_int_eq(memcmp(tail, "ABBCCC", 6), 0);
+    asyncore_close(d);
+    close(peer);
+}
+END_TEST
+
+/* ---- a push of nothing --------------------------------------------------------- */
+
+START_TEST(empty_push_behind_a_close_marker_closes_inside_the_push)
+{
+    struct cnt c = { 0 };
+    int peer;
+    asyncore_dispatcher *d = pair(&c, SOCK_STREAM, &peer);
+
+    ck_assert_int_eq(asyncore_dispatcher_hold(d), 0);
+    ck_assert_int_eq(asyncore_chat_close_when_done(d), 0);
+    ck_assert_int_eq(c.closes, 0);
+    /* asynchat's push(b"") runs initiate_send, which meets the marker. */
+    ck_assert_int_eq(asyncore_chat_push(d, "", 0), 0);
+    ck_assert_int_eq(c.closes, 1);
+    ck_assert(asyncore_dispatcher_closed(d));
+    ck_assert_int_eq(asyncore_chat_queued(d, NULL), 0);
+    ck_assert_int_eq(c.destroys, 0);
+    asyncore_dispatcher_release(d);
+    ck_assert_int_eq(c.destroys, 1);
+    close(peer);
+}
+END_TEST
+
+START_TEST(empty_push_that_closes_an_unheld_channel_frees_it_once)
+{
+    struct cnt c = { 0 };
+    int peer;
+    char b;
+    asyncore_dispatcher *d = pair(&c, SOCK_STREAM, &peer);
+
+    ck_assert_int_eq(asyncore_chat_push(d, "bye", 3), 0);
+    ck_assert_int_eq(asyncore_chat_close_when_done(d), 0);
+    /* The push sends nothing new, but meets the marker after "bye" went
+     * out: the channel closes, and nobody holds it, so it is freed before
+     * the push returns (dispatcher.h, LIFETIME 5). */
+    ck_assert_int_eq(asyncore_chat_push(d, NULL, 0), 0);
+    ck_assert_int_eq(c.closes, 1);
+    ck_assert_int_eq(c.destroys, 1);
+    ck_assert_int_eq(recv(peer, &b, 1, 0), 1);
+    ck_assert_int_eq(b, 'b');
+    close(peer);
+}
+END_TEST
+
+START_TEST(empty_push_sends_what_waits_and_queues_nothing)
+{
+    struct cnt c = { 0 };
+    int peer, n;
+    struct got g = { .n = 0 };
+    asyncore_dispatcher *d = pair(&c, SOCK_SEQPACKET, &peer);
+    char buf[FILL_LEN];
+
+    n = fill(d);
+    ck_assert_int_eq(asyncore_chat_queued(d, NULL), 1);
+    /* The peer makes room; the empty push sends the waiting message at
+     * once, as asynchat's initiate_send would, and adds no empty one. */
+    ck_assert_int_eq(recv(peer, buf, sizeof(buf), 0), FILL_LEN);
+    ck_assert_int_eq(asyncore_chat_push(d, "", 0), 0);
+    ck_assert_int_eq(asyncore_chat_queued(d, NULL), 0);
+    ck_assert_int_eq(asyncore_chat_push(d, "x", 1), 0);
+    receive(peer, &g, n);
+    assert_msg(&g, n - 1, "x");
+    got_free(&g);
+    asyncore_close(d);
+    close(peer);
+}
+END_TEST
+
+static Suite *chat_push_suite(void)
+{
+    Suite *s = suite_create("chat_push");
+    TCase *msg = tcase_create("boundaries");
+    TCase *empty = tcase_create("empty_push");
+
+    tcase_add_checked_fixture(msg, th_setup, th_teardown);
+    tcase_set_timeout(msg, 20);
+    tcase_add_loop_test(msg, each_push_is_one_message_on_a_message_socket, 0, 2);
+    tcase_add_loop_test(msg, pushes_before_the_socket_are_one_message_each, 0, 2);
+    tcase_add_loop_test(msg, a_push_longer_than_out_buffer_size_is_one_message_per_slice,
+                        0, 2);
+    tcase_add_test(msg, pushes_waiting_on_a_stream_share_one_entry);
+    suite_add_tcase(s, msg);
+
+    tcase_add_checked_fixture(empty, th_setup, th_teardown);
+    tcase_add_test(empty, empty_push_behind_a_close_marker_closes_inside_the_push);
+    tcase_add_test(empty, empty_push_that_closes_an_unheld_channel_frees_it_once);
+    tcase_add_test(empty, empty_push_sends_what_waits_and_queues_nothing);
+    suite_add_tcase(s, empty);
+    return s;
+}
+
+int main(void)
+{
+    return th_run_suite(chat_push_suite());
+}
