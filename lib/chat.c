@@ -79,7 +79,14 @@ struct chat_state {
     size_t low_water;
     unsigned skipping : 1;    /* dropping the rest of an oversized record */
     unsigned paused : 1;      /* reading paused until low_water */
+    unsigned has_area : 1;    /* asyncore_chat_new_ex() gave an area */
 };
+
+/* The user's inline area (asyncore_chat_new_ex) follows the class's state
+ * in the dispatcher's own area, as aligned as that one. */
+#define AREA_ALIGN _Alignof(max_align_t)
+#define AREA_OFFSET                                                         \
+    ((sizeof(struct chat_state) + AREA_ALIGN - 1) / AREA_ALIGN * AREA_ALIGN)
 
 static void chat_destroy(asyncore_dispatcher *d);
 
@@ -116,9 +123,9 @@ static struct chat_state *chat_open(asyncore_dispatcher *d)
     return st;
 }
 
-asyncore_dispatcher *asyncore_chat_new(asyncore_map *map,
-                                       const asyncore_chat_handlers *h,
-                                       void *user_data)
+asyncore_dispatcher *asyncore_chat_new_ex(asyncore_map *map,
+                                          const asyncore_chat_handlers *h,
+                                          void *user_data, size_t area_size)
 {
     asyncore_dispatcher *d;
     struct chat_state *st;
@@ -130,8 +137,15 @@ asyncore_dispatcher *asyncore_chat_new(asyncore_map *map,
         errno = EINVAL;
         return NULL;
     }
+    /* asyncore_dispatcher_new_ex's own bound, applied to the whole. */
+    if (area_size > SIZE_MAX / 2 - AREA_OFFSET) {
+        errno = EINVAL;
+        return NULL;
+    }
     d = asyncore_dispatcher_new_ex(map, &h->dispatcher, &chat_defaults,
-                                   user_data, sizeof(struct chat_state));
+                                   user_data,
+                                   area_size ? AREA_OFFSET + area_size
+                                             : sizeof(struct chat_state));
     if (d == NULL)
         return NULL;
     st = asyncore_dispatcher_area(d);
@@ -140,7 +154,24 @@ asyncore_dispatcher *asyncore_chat_new(asyncore_map *map,
     st->kind = ASYNCORE_TERMINATOR_NONE;
     st->in_size = ASYNCORE_CHAT_BUFFER_SIZE;
     st->out_size = ASYNCORE_CHAT_BUFFER_SIZE;
+    st->has_area = area_size != 0;
     return d;
+}
+
+asyncore_dispatcher *asyncore_chat_new(asyncore_map *map,
+                                       const asyncore_chat_handlers *h,
+                                       void *user_data)
+{
+    return asyncore_chat_new_ex(map, h, user_data, 0);
+}
+
+void *asyncore_chat_area(const asyncore_dispatcher *d)
+{
+    struct chat_state *st = chat_state(d);
+
+    if (st == NULL || !st->has_area)
+        return NULL;
+    return (char *)st + AREA_OFFSET;
 }
 
 /* ---- the terminator ------------------------------------------------------ */

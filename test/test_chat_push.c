@@ -2,8 +2,7 @@
  * test_chat_push.c -- async_chat's output as the peer sees it: message
  * boundaries on SOCK_SEQPACKET and SOCK_DGRAM (one push is one send, as in
  * asynchat), merged sends on a stream, a push of nothing behind a close
- * marker, the formatted and gathered pushes, and the inline user area of
- * asyncore_chat_new_ex().  Every scenario runs over real AF_UNIX
+ * marker, and the inline user area of asyncore_chat_new_ex().  Every scenario runs over real AF_UNIX
  * socketpairs.
  */
 #define _GNU_SOURCE
@@ -165,6 +164,16 @@ static void assert_fill(const struct got *g, int n)
         ck_assert_int_eq(g->data[i][0], 'F');
         ck_assert_int_eq(g->data[i][FILL_LEN - 1], 'F');
     }
+}
+
+/* Run the loop until *@counter reaches @n (at most 5 s). */
+static void wait_for(const int *counter, int n)
+{
+    double end = th_now() + 5.0;
+
+    while (*counter < n && th_now() < end)
+        ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
+    ck_assert_int_eq(*counter, n);
 }
 
 /* A producer that yields its strings one per more() call. */
@@ -384,11 +393,144 @@ START_TEST(empty_push_sends_what_waits_and_queues_nothing)
 }
 END_TEST
 
+/* ---- the inline area ------------------------------------------------------------ */
+
+struct line_state {
+    char buf[64];
+    size_t len;
+    int lines;
+    char last[64];
+};
+
+static int area_seen_in_destroy = -1;
+
+static void a_collect(asyncore_dispatcher *d, const void *data, size_t len)
+{
+    struct line_state *ls = asyncore_chat_area(d);
+
+    ck_assert_ptr_nonnull(ls);
+    ck_assert_uint_le(ls->len + len, sizeof(ls->buf));
+    memcpy(ls->buf + ls->len, data, len);
+    ls->len += len;
+}
+
+static void a_found(asyncore_dispatcher *d)
+{
+    struct line_state *ls = asyncore_chat_area(d);
+
+    memcpy(ls->last, ls->buf, ls->len);
+    ls->last[ls->len] = '\0';
+    ls->len = 0;
+    ls->lines++;
+}
+
+static void a_destroy(asyncore_dispatcher *d)
+{
+    struct line_state *ls = asyncore_chat_area(d);
+
+    /* Still the channel's memory: the area outlives every other hook. */
+    area_seen_in_destroy = ls->lines;
+}
+
+static const asyncore_chat_handlers area_handlers = {
+    .dispatcher = { .destroy = a_destroy },
+    .collect_incoming_data = a_collect,
+    .found_terminator = a_found,
+};
+
+START_TEST(inline_area_is_zeroed_aligned_and_lives_until_destroy)
+{
+    asyncore_dispatcher *d;
+    struct line_state *ls;
+    unsigned char *raw;
+    int sv[2];
+    size_t i;
+
+    area_seen_in_destroy = -1;
+    d = asyncore_chat_new_ex(th_map, &area_handlers, NULL,
+                             sizeof(struct line_state));
+    ck_assert_ptr_nonnull(d);
+    ls = asyncore_chat_area(d);
+    ck_assert_ptr_nonnull(ls);
+    ck_assert_uint_eq((uintptr_t)ls % alignof(max_align_t), 0);
+    ck_assert_ptr_ne(ls, asyncore_dispatcher_area(d));
+    raw = (unsigned char *)ls;
+    for (i = 0; i < sizeof(*ls); i++)
+        ck_assert_int_eq(raw[i], 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(asyncore_set_socket(d, sv[0]), 0);
+    ck_assert_int_eq(asyncore_chat_set_terminator(d, "\n", 1), 0);
+    ck_assert_int_eq(write(sv[1], "one\ntwo\nthr", 11), 11);
+    ck_assert_int_eq(write(sv[1], "ee\n", 3), 3);
+    wait_for(&ls->lines, 3);
+    ck_assert_str_eq(ls->last, "three");
+    /* The class's state and the user's area do not overlap: the channel
+     * still works after the whole area was overwritten. */
+    memset(ls, 0xa5, sizeof(*ls));
+    ls->len = 0;
+    ls->lines = 3;
+    ck_assert_int_eq(write(sv[1], "four\n", 5), 5);
+    wait_for(&ls->lines, 4);
+    ck_assert_str_eq(ls->last, "four");
+    ck_assert_int_eq(asyncore_close(d), 0);
+    ck_assert_int_eq(area_seen_in_destroy, 4);
+    close(sv[1]);
+}
+END_TEST
+
+START_TEST(bad_new_ex_and_area_arguments_fail_cleanly)
+{
+    static const asyncore_handlers plain = { 0 };
+    static const asyncore_chat_handlers no_found = {
+        .collect_incoming_data = c_collect,
+    };
+    struct cnt c = { 0 };
+    asyncore_dispatcher *d, *p;
+
+    errno = 0;
+    ck_assert_ptr_null(asyncore_chat_new_ex(th_map, NULL, NULL, 8));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(asyncore_chat_new_ex(th_map, &no_found, NULL, 8));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(asyncore_chat_new_ex(th_map, &cnt_handlers, NULL, SIZE_MAX));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(
+        asyncore_chat_new_ex(th_map, &cnt_handlers, NULL, SIZE_MAX / 2));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_uint_eq(asyncore_map_count(th_map), 0);
+    ck_assert_ptr_null(asyncore_chat_area(NULL));
+    /* No area asked: none. */
+    d = asyncore_chat_new_ex(th_map, &cnt_handlers, &c, 0);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_ptr_null(asyncore_chat_area(d));
+    ck_assert_int_eq(asyncore_close(d), 0);
+    ck_assert_int_eq(c.destroys, 1);
+    /* A plain dispatcher's area is not a chat's. */
+    p = asyncore_dispatcher_new_ex(th_map, &plain, NULL, NULL, 32);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_ptr_null(asyncore_chat_area(p));
+    ck_assert_int_eq(asyncore_close(p), 0);
+    /* A held, closed channel keeps its area. */
+    d = asyncore_chat_new_ex(th_map, &cnt_handlers, &c, 16);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(asyncore_dispatcher_hold(d), 0);
+    ck_assert_int_eq(asyncore_close(d), 0);
+    ck_assert_ptr_nonnull(asyncore_chat_area(d));
+    memset(asyncore_chat_area(d), 1, 16);
+    asyncore_dispatcher_release(d);
+    ck_assert_int_eq(c.destroys, 2);
+}
+END_TEST
+
 static Suite *chat_push_suite(void)
 {
     Suite *s = suite_create("chat_push");
     TCase *msg = tcase_create("boundaries");
     TCase *empty = tcase_create("empty_push");
+    TCase *area = tcase_create("area");
 
     tcase_add_checked_fixture(msg, th_setup, th_teardown);
     tcase_set_timeout(msg, 20);
@@ -404,6 +546,11 @@ static Suite *chat_push_suite(void)
     tcase_add_test(empty, empty_push_that_closes_an_unheld_channel_frees_it_once);
     tcase_add_test(empty, empty_push_sends_what_waits_and_queues_nothing);
     suite_add_tcase(s, empty);
+
+    tcase_add_checked_fixture(area, th_setup, th_teardown);
+    tcase_add_test(area, inline_area_is_zeroed_aligned_and_lives_until_destroy);
+    tcase_add_test(area, bad_new_ex_and_area_arguments_fail_cleanly);
+    suite_add_tcase(s, area);
     return s;
 }
 

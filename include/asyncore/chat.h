@@ -139,6 +139,28 @@ ASYNCORE_API asyncore_dispatcher *
 asyncore_chat_new(asyncore_map *map, const asyncore_chat_handlers *h,
                   void *user_data);
 
+/**
+ * asyncore_chat_new() with @area_size bytes of zeroed, maximally aligned
+ * memory allocated with the channel (asyncore_chat_area()): the channel's
+ * own state, as a Python subclass's attributes, without a malloc and a
+ * destroy hook of its own.  The area lives as long as the channel's memory:
+ * it is still valid inside the destroy hook.  @area_size 0 is
+ * asyncore_chat_new().  Returns NULL with errno EINVAL (as
+ * asyncore_chat_new(), or @area_size too large to allocate) or ENOMEM.
+ * Safe inside any hook.
+ */
+ASYNCORE_API asyncore_dispatcher *
+asyncore_chat_new_ex(asyncore_map *map, const asyncore_chat_handlers *h,
+                     void *user_data, size_t area_size);
+
+/**
+ * The inline area of asyncore_chat_new_ex(), or NULL if the channel has
+ * none or @d is NULL or not a chat channel.  (asyncore_dispatcher_area()
+ * of a chat channel is the class's own state: do not use it.)  Valid on a
+ * closed channel as long as its memory is, destroy hook included.
+ */
+ASYNCORE_API void *asyncore_chat_area(const asyncore_dispatcher *d);
+
 /* ---- the terminator ------------------------------------------------------
  * Safe anywhere, including inside the channel's own hooks; from inside
  * found_terminator the new terminator applies to the input already read. */
