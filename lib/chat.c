@@ -25,11 +25,14 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 
@@ -603,6 +606,158 @@ int asyncore_chat_push(asyncore_dispatcher *d, const void *data, size_t len)
     }
     e->len += len;
     return kick(d);
+}
+
+/*
+ * Queue @len (> 0) bytes as one push: room for @len + 1 bytes is reserved
+ * contiguously at the output's end, @fill writes the bytes there (and may
+ * write one more, a vsnprintf's NUL), and only then are they committed.
+ * A failure leaves the output as it was.  Returns 0, or -1 with errno
+ * ENOMEM, or that of @fill.
+ */
+static int push_filled(asyncore_dispatcher *d, struct chat_state *st,
+                       size_t len, int (*fill)(void *dst, size_t len, void *arg),
+                       void *arg)
+{
+    struct evbuffer_iovec vec;
+    struct chat_entry *e;
+
+    if (len >= (size_t)EV_SSIZE_MAX) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if ((e = data_tail(d, st)) == NULL)
+        return -1;
+    if (evbuffer_reserve_space(st->out, (ev_ssize_t)(len + 1), &vec, 1) < 1) {
+        drop_if_empty(st, e);
+        errno = ENOMEM;
+        return -1;
+    }
+    if (fill(vec.iov_base, len, arg) < 0) {
+        int err = errno;
+
+        drop_if_empty(st, e); /* the reservation is simply not committed */
+        errno = err;
+        return -1;
+    }
+    vec.iov_len = len;
+    if (evbuffer_commit_space(st->out, &vec, 1) < 0) {
+        drop_if_empty(st, e);
+        errno = ENOMEM;
+        return -1;
+    }
+    e->len += len;
+    return kick(d);
+}
+
+struct gather {
+    const struct iovec *iov;
+    int iovcnt;
+};
+
+static int fill_gather(void *dst, size_t len, void *arg)
+{
+    const struct gather *g = arg;
+    unsigned char *p = dst;
+    int i;
+
+    (void)len;
+    for (i = 0; i < g->iovcnt; i++) {
+        if (g->iov[i].iov_len > 0)
+            memcpy(p, g->iov[i].iov_base, g->iov[i].iov_len);
+        p += g->iov[i].iov_len;
+    }
+    return 0;
+}
+
+int asyncore_chat_pushv(asyncore_dispatcher *d, const struct iovec *iov,
+                        int iovcnt)
+{
+    struct chat_state *st = chat_open(d);
+    struct gather g = { iov, iovcnt };
+    size_t total = 0;
+    int i;
+
+    if (st == NULL)
+        return -1;
+    if (iovcnt < 0 || iovcnt > IOV_MAX || (iov == NULL && iovcnt > 0)) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* Checked whole before anything is queued: one entry or nothing. */
+    for (i = 0; i < iovcnt; i++) {
+        if ((iov[i].iov_base == NULL && iov[i].iov_len > 0) ||
+            iov[i].iov_len > (size_t)SSIZE_MAX - total) {
+            errno = EINVAL;
+            return -1;
+        }
+        total += iov[i].iov_len;
+    }
+    if (total == 0)
+        return kick(d); /* as a push of 0 bytes */
+    return push_filled(d, st, total, fill_gather, &g);
+}
+
+struct format {
+    const char *fmt;
+    va_list ap;
+};
+
+static int fill_format(void *dst, size_t len, void *arg)
+{
+    struct format *f = arg;
+    int n = vsnprintf(dst, len + 1, f->fmt, f->ap);
+
+    /* The same format and arguments measured @len a moment ago. */
+    if (n < 0 || (size_t)n != len) {
+        if (n >= 0 || errno == 0)
+            errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+int asyncore_chat_vpushf(asyncore_dispatcher *d, const char *fmt, va_list ap)
+{
+    struct chat_state *st = chat_open(d);
+    struct format f;
+    va_list measure;
+    int n, r;
+
+    if (st == NULL)
+        return -1;
+    if (fmt == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* Measure first, then format straight into the output: one copy. */
+    va_copy(measure, ap);
+    errno = 0;
+    n = vsnprintf(NULL, 0, fmt, measure);
+    va_end(measure);
+    if (n < 0) {
+        if (errno == 0)
+            errno = EINVAL;
+        return -1;
+    }
+    if (n == 0)
+        return kick(d); /* as a push of 0 bytes */
+    f.fmt = fmt;
+    va_copy(f.ap, ap);
+    r = push_filled(d, st, (size_t)n, fill_format, &f);
+    va_end(f.ap);
+    return r;
+}
+
+int asyncore_chat_pushf(asyncore_dispatcher *d, const char *fmt, ...)
+{
+    va_list ap;
+    int r;
+
+    va_start(ap, fmt);
+    r = asyncore_chat_vpushf(d, fmt, ap);
+    va_end(ap);
+    return r;
 }
 
 int asyncore_chat_push_reference(asyncore_dispatcher *d, const void *data,

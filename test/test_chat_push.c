@@ -2,7 +2,8 @@
  * test_chat_push.c -- async_chat's output as the peer sees it: message
  * boundaries on SOCK_SEQPACKET and SOCK_DGRAM (one push is one send, as in
  * asynchat), merged sends on a stream, a push of nothing behind a close
- * marker, and the inline user area of asyncore_chat_new_ex().  Every scenario runs over real AF_UNIX
+ * marker, the formatted and gathered pushes (one entry, one message
+ * each), and the inline user area of asyncore_chat_new_ex().  Every scenario runs over real AF_UNIX
  * socketpairs.
  */
 #define _GNU_SOURCE
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <wchar.h>
 #include <sys/uio.h>
 
 /* ---- a channel that counts its hooks ------------------------------------ */
@@ -393,6 +395,196 @@ START_TEST(empty_push_sends_what_waits_and_queues_nothing)
 }
 END_TEST
 
+/* ---- formatted and gathered pushes ------------------------------------------ */
+
+/* A program's own helper over asyncore_chat_vpushf(): count replies. */
+static int replies;
+
+static int reply(asyncore_dispatcher *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int reply(asyncore_dispatcher *d, const char *fmt, ...)
+{
+    va_list ap;
+    int r;
+
+    va_start(ap, fmt);
+    r = asyncore_chat_vpushf(d, fmt, ap);
+    va_end(ap);
+    replies++;
+    return r;
+}
+
+START_TEST(pushv_and_pushf_are_one_message_each)
+{
+    static char empty_base[1];
+    const struct iovec iov[] = {
+        { (void *)"250", 3 },
+        { NULL, 0 },
+        { (void *)" ", 1 },
+        { empty_base, 0 },
+        { (void *)"OK\r\n", 4 },
+    };
+    const struct iovec one = { (void *)"x", 1 };
+    struct cnt c = { 0 };
+    struct got g = { .n = 0 };
+    int peer, n;
+    asyncore_dispatcher *d = pair(&c, msg_types[_i], &peer);
+
+    n = fill(d);
+    ck_assert_int_eq(asyncore_chat_pushv(d, iov, 5), 0);
+    ck_assert_int_eq(asyncore_chat_pushv(d, &one, 1), 0);
+    ck_assert_int_eq(asyncore_chat_pushf(d, "%d %s\r\n", 354, "go ahead"), 0);
+    ck_assert_int_eq(reply(d, "%d %s closing\r\n", 221, "example.org"), 0);
+    ck_assert_int_eq(asyncore_chat_pushf(d, "%c", 'y'), 0);
+    receive(peer, &g, n + 5);
+    assert_fill(&g, n);
+    assert_msg(&g, n, "250 OK\r\n");
+    assert_msg(&g, n + 1, "x");
+    assert_msg(&g, n + 2, "354 go ahead\r\n");
+    assert_msg(&g, n + 3, "221 example.org closing\r\n");
+    assert_msg(&g, n + 4, "y");
+    got_free(&g);
+    asyncore_close(d);
+    close(peer);
+}
+END_TEST
+
+START_TEST(long_formatted_push_arrives_whole)
+{
+    enum { WIDTH = 200000 };
+    struct cnt c = { 0 };
+    int peer;
+    size_t total = 0, i;
+    asyncore_dispatcher *d = pair(&c, SOCK_STREAM, &peer);
+    static char buf[WIDTH + 16];
+    double end = th_now() + 5.0;
+
+    ck_assert_int_eq(asyncore_chat_pushf(d, "<%0*d>", WIDTH, 7), 0);
+    while (total < WIDTH + 2) {
+        ssize_t r = recv(peer, buf + total, sizeof(buf) - total, MSG_DONTWAIT);
+
+        ck_assert_msg(th_now() < end, "only %zu bytes arrived", total);
+        if (r < 0) {
+            ck_assert_int_eq(errno, EAGAIN);
+            ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
+            continue;
+        }
+        total += (size_t)r;
+    }
+    ck_assert_uint_eq(total, WIDTH + 2);
+    ck_assert_int_eq(buf[0], '<');
+    for (i = 1; i < WIDTH; i++)
+        ck_assert_int_eq(buf[i], '0');
+    ck_assert_int_eq(buf[WIDTH], '7');
+    ck_assert_int_eq(buf[WIDTH + 1], '>');
+    asyncore_close(d);
+    close(peer);
+}
+END_TEST
+
+START_TEST(empty_pushv_and_pushf_behind_a_close_marker_close)
+{
+    struct cnt c = { 0 };
+    int peer, which;
+
+    for (which = 0; which < 2; which++) {
+        asyncore_dispatcher *d = pair(&c, SOCK_STREAM, &peer);
+
+        c.closes = 0;
+        ck_assert_int_eq(asyncore_dispatcher_hold(d), 0);
+        ck_assert_int_eq(asyncore_chat_close_when_done(d), 0);
+        if (which == 0)
+            ck_assert_int_eq(asyncore_chat_pushv(d, NULL, 0), 0);
+        else
+            ck_assert_int_eq(asyncore_chat_pushf(d, "%s", ""), 0);
+        ck_assert_int_eq(c.closes, 1);
+        ck_assert(asyncore_dispatcher_closed(d));
+        asyncore_dispatcher_release(d);
+        close(peer);
+    }
+    ck_assert_int_eq(c.destroys, 2);
+}
+END_TEST
+
+START_TEST(bad_pushv_and_pushf_arguments_queue_nothing)
+{
+    static const asyncore_handlers plain = { 0 };
+    static char small[4] = "abc";
+    const struct iovec ok = { small, 3 };
+    const struct iovec null_base[] = { { small, 3 }, { NULL, 3 } };
+    const struct iovec huge[] = { { small, (size_t)SSIZE_MAX / 2 + 1 },
+                                  { small, (size_t)SSIZE_MAX / 2 + 1 } };
+    /* Through a pointer, the compiler's format check does not see it. */
+    int (*unchecked_pushf)(asyncore_dispatcher *, const char *, ...) =
+        asyncore_chat_pushf;
+    struct cnt c = { 0 };
+    asyncore_dispatcher *d, *p;
+    size_t bytes;
+
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_pushv(NULL, &ok, 1), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_pushf(NULL, "%d", 1), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    p = asyncore_dispatcher_new(th_map, &plain, NULL);
+    ck_assert_ptr_nonnull(p);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_pushv(p, &ok, 1), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_pushf(p, "%d", 1), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(asyncore_close(p), 0);
+
+    /* No socket: whatever is queued stays, so nothing hides a leak. */
+    d = asyncore_chat_new(th_map, &cnt_handlers, &c);
+    ck_assert_ptr_nonnull(d);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_pushv(d, &ok, -1), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_pushv(d, &ok, IOV_MAX + 1), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_pushv(d, NULL, 1), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_pushv(d, null_base, 2), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_pushv(d, huge, 2), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_int_eq(unchecked_pushf(d, NULL, 1), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    /* A wide character with no form in the C locale: the format fails. */
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_pushf(d, "ok %lc", (wint_t)0x20ac), -1);
+    ck_assert_int_eq(errno, EILSEQ);
+    ck_assert_int_eq(asyncore_chat_queued(d, &bytes), 0);
+    ck_assert_uint_eq(bytes, 0);
+    /* After the failures the queue works as before. */
+    ck_assert_int_eq(asyncore_chat_pushv(d, &ok, 1), 0);
+    ck_assert_int_eq(asyncore_chat_pushf(d, "%s", "de"), 0);
+    ck_assert_int_eq(asyncore_chat_pushf(d, "ok %lc", (wint_t)0x20ac), -1);
+    ck_assert_int_eq(asyncore_chat_queued(d, &bytes), 2);
+    ck_assert_uint_eq(bytes, 5);
+
+    ck_assert_int_eq(asyncore_dispatcher_hold(d), 0);
+    ck_assert_int_eq(asyncore_close(d), 0);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_pushv(d, &ok, 1), -1);
+    ck_assert_int_eq(errno, EBADF);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_pushf(d, "%d", 1), -1);
+    ck_assert_int_eq(errno, EBADF);
+    asyncore_dispatcher_release(d);
+    ck_assert_int_eq(c.destroys, 1);
+}
+END_TEST
+
 /* ---- the inline area ------------------------------------------------------------ */
 
 struct line_state {
@@ -530,6 +722,7 @@ static Suite *chat_push_suite(void)
     Suite *s = suite_create("chat_push");
     TCase *msg = tcase_create("boundaries");
     TCase *empty = tcase_create("empty_push");
+    TCase *fmt = tcase_create("pushv_pushf");
     TCase *area = tcase_create("area");
 
     tcase_add_checked_fixture(msg, th_setup, th_teardown);
@@ -546,6 +739,14 @@ static Suite *chat_push_suite(void)
     tcase_add_test(empty, empty_push_that_closes_an_unheld_channel_frees_it_once);
     tcase_add_test(empty, empty_push_sends_what_waits_and_queues_nothing);
     suite_add_tcase(s, empty);
+
+    tcase_add_checked_fixture(fmt, th_setup, th_teardown);
+    tcase_set_timeout(fmt, 20);
+    tcase_add_loop_test(fmt, pushv_and_pushf_are_one_message_each, 0, 2);
+    tcase_add_test(fmt, long_formatted_push_arrives_whole);
+    tcase_add_test(fmt, empty_pushv_and_pushf_behind_a_close_marker_close);
+    tcase_add_test(fmt, bad_pushv_and_pushf_arguments_queue_nothing);
+    suite_add_tcase(s, fmt);
 
     tcase_add_checked_fixture(area, th_setup, th_teardown);
     tcase_add_test(area, inline_area_is_zeroed_aligned_and_lives_until_destroy);

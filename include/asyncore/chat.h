@@ -74,7 +74,9 @@
 #ifndef ASYNCORE_CHAT_H
 #define ASYNCORE_CHAT_H
 
+#include <stdarg.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <asyncore/dispatcher.h>
 
@@ -209,6 +211,42 @@ ASYNCORE_API int asyncore_chat_get_terminator(const asyncore_dispatcher *d,
  */
 ASYNCORE_API int asyncore_chat_push(asyncore_dispatcher *d, const void *data,
                                     size_t len);
+
+/**
+ * Queue the bytes of the @iovcnt buffers at @iov, copied, as ONE push: one
+ * FIFO entry, hence one send (one message on a message socket) where
+ * asyncore_chat_push() of the same bytes would do so -- a reply's code,
+ * text and "\r\n" without a copy of one's own.  Buffers of length 0 are
+ * allowed (their iov_base may be NULL); a total of 0 bytes is a push of 0
+ * bytes.  All or nothing: on failure nothing is queued.  Returns 0, or -1
+ * with errno EINVAL (not a chat; @iovcnt negative or above IOV_MAX; @iov
+ * NULL with @iovcnt > 0; an iov_base NULL with its iov_len > 0; a total
+ * above SSIZE_MAX), EBADF (closed) or ENOMEM.  Safe inside any hook.
+ */
+ASYNCORE_API int asyncore_chat_pushv(asyncore_dispatcher *d,
+                                     const struct iovec *iov, int iovcnt);
+
+/**
+ * Queue what printf(3) would print for @fmt and its arguments, as ONE
+ * push (see asyncore_chat_pushv()), without the terminating NUL:
+ * asyncore_chat_pushf(d, "%d %s\r\n", 250, "OK").  The format is checked
+ * by the compiler.  An empty result is a push of 0 bytes.  All or nothing:
+ * on failure nothing is queued.  Returns 0, or -1 with errno EINVAL (not
+ * a chat, or @fmt NULL), EBADF (closed), ENOMEM, or the errno of a
+ * formatting failure as vsnprintf(3) reports it (EOVERFLOW: longer than
+ * INT_MAX bytes; EILSEQ: a wide character with no multibyte form).  Safe
+ * inside any hook.
+ */
+ASYNCORE_API int asyncore_chat_pushf(asyncore_dispatcher *d, const char *fmt,
+                                     ...) ASYNCORE_PRINTF(2, 3);
+
+/**
+ * asyncore_chat_pushf() with a va_list, for wrappers of one's own.  As
+ * vprintf(3), @ap is left indeterminate (va_end it).  Returns and errors
+ * as asyncore_chat_pushf().
+ */
+ASYNCORE_API int asyncore_chat_vpushf(asyncore_dispatcher *d, const char *fmt,
+                                      va_list ap) ASYNCORE_PRINTF(2, 0);
 
 /** Releases the memory of asyncore_chat_push_reference(). */
 typedef void (*asyncore_chat_free_fn)(const void *data, size_t len,
