@@ -80,8 +80,11 @@ struct chat_state {
     size_t record;            /* BYTES: the current record's length so far */
     size_t high_water;        /* 0: never pause reading */
     size_t low_water;
+    size_t max_record;        /* 0: records are not cut */
     unsigned skipping : 1;    /* dropping the rest of an oversized record */
     unsigned paused : 1;      /* reading paused until low_water */
+    unsigned cut : 1;         /* the current record was cut at max_record */
+    unsigned cut_ended : 1;   /* found_terminator runs for a cut record */
     unsigned has_area : 1;    /* asyncore_chat_new_ex() gave an area */
 };
 
@@ -208,6 +211,7 @@ int asyncore_chat_set_terminator(asyncore_dispatcher *d, const void *term,
     st->kind = ASYNCORE_TERMINATOR_BYTES;
     st->record = 0; /* chat_flow.h: a new terminator starts a new record */
     st->skipping = 0;
+    st->cut = 0;
     return 0;
 }
 
@@ -223,6 +227,7 @@ int asyncore_chat_set_terminator_count(asyncore_dispatcher *d, int64_t n)
     }
     st->kind = ASYNCORE_TERMINATOR_COUNT;
     st->count = (uint64_t)n;
+    st->cut = 0; /* chat_flow.h: a cut applies to BYTES records only */
     return 0;
 }
 
@@ -233,6 +238,7 @@ int asyncore_chat_set_terminator_none(asyncore_dispatcher *d)
     if (st == NULL)
         return -1;
     st->kind = ASYNCORE_TERMINATOR_NONE;
+    st->cut = 0;
     return 0;
 }
 
@@ -308,12 +314,55 @@ static int deliver(asyncore_dispatcher *d, struct chat_state *st, size_t n)
     return d->closed ? -1 : 0;
 }
 
-/* Call found_terminator; -1 if that closed the channel. */
+/*
+ * Call found_terminator; -1 if that closed the channel.  The record's cut
+ * flag moves to cut_ended for the call, where asyncore_chat_record_truncated
+ * reads it, so that a terminator set by the hook (a new record) cannot
+ * hide it.
+ */
 static int found(asyncore_dispatcher *d, struct chat_state *st)
 {
     st->record = 0; /* chat_flow.h: the next record starts */
+    st->cut_ended = st->cut;
+    st->cut = 0;
     st->h->found_terminator(d);
+    st->cut_ended = 0;
     return d->closed ? -1 : 0;
+}
+
+/*
+ * chat_flow.h: hand the @n bytes at the input's head, all of the current
+ * record, to collect_incoming_data -- or, with max_record set, only what
+ * still fits below it: the rest is dropped and the record marked cut
+ * (before the hook runs, so the hook that gets its last kept bytes can tell
+ * already).  The record's length counts every byte received, kept or not,
+ * for max_input.  Returns as deliver().
+ */
+static int deliver_record(asyncore_dispatcher *d, struct chat_state *st,
+                          size_t n)
+{
+    size_t keep = n;
+
+    if (st->max_record > 0) {
+        size_t room =
+            st->record < st->max_record ? st->max_record - st->record : 0;
+
+        if (keep > room) {
+            keep = room;
+            st->cut = 1;
+        }
+    }
+    /* Before the hook: it may set a terminator, starting a new record.
+     * Saturated: an endless cut record must not wrap into "short". */
+    st->record = n > SIZE_MAX - st->record ? SIZE_MAX : st->record + n;
+    if (keep > 0 && deliver(d, st, keep) < 0)
+        return -1;
+    /* The dropped bytes follow the kept ones (a discard_buffers in the
+     * hook may already have taken them: draining more than is there is
+     * harmless). */
+    if (keep < n)
+        evbuffer_drain(st->in, n - keep);
+    return 0;
 }
 
 /* The length of the input's tail that may begin the terminator. */
@@ -350,6 +399,7 @@ static int record_too_long(asyncore_dispatcher *d, struct chat_state *st,
     int first = !st->skipping;
 
     st->record = 0;
+    st->cut = 0; /* dropped whole: no found_terminator to report it to */
     st->skipping = !ended; /* before the hook: it may set a terminator */
     if (first)
         asyncore_handle_error(d, EMSGSIZE, "input");
@@ -380,7 +430,7 @@ static int step_bytes(asyncore_dispatcher *d, struct chat_state *st,
             return record_too_long(d, st, 1);
         }
         /* asynchat never reports the empty string: neither do we. */
-        if (at.pos > 0 && deliver(d, st, (size_t)at.pos) < 0)
+        if (at.pos > 0 && deliver_record(d, st, (size_t)at.pos) < 0)
             return -1;
         evbuffer_drain(st->in, tlen);
         return found(d, st) < 0 ? -1 : 1;
@@ -390,8 +440,7 @@ static int step_bytes(asyncore_dispatcher *d, struct chat_state *st,
         evbuffer_drain(st->in, len - keep);
         return record_too_long(d, st, 0);
     }
-    st->record += len - keep; /* before the hook: it may set a terminator */
-    if (keep < len && deliver(d, st, len - keep) < 0)
+    if (keep < len && deliver_record(d, st, len - keep) < 0)
         return -1;
     return 0;
 }
@@ -1138,4 +1187,25 @@ int asyncore_chat_set_read_high_water(asyncore_dispatcher *d, size_t high,
     asyncore__interest_update(d);
     asyncore__release(d);
     return 0;
+}
+
+int asyncore_chat_set_max_record(asyncore_dispatcher *d, size_t max)
+{
+    struct chat_state *st = chat_open(d);
+
+    if (st == NULL)
+        return -1;
+    st->max_record = max;
+    return 0;
+}
+
+int asyncore_chat_record_truncated(const asyncore_dispatcher *d)
+{
+    const struct chat_state *st = chat_state(d);
+
+    if (st == NULL) {
+        errno = EINVAL;
+        return 0;
+    }
+    return st->cut || st->cut_ended;
 }
