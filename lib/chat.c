@@ -16,15 +16,23 @@
  * Output bytes of consecutive pushes share one evbuffer (references added
  * with evbuffer_add_reference stay zero-copy); the FIFO records how many of
  * its bytes each DATA entry covers, between producers and close markers.
+ * On a stream socket consecutive pushes extend one DATA entry, so that what
+ * they queued goes out in as few sends as the socket takes; on a message
+ * socket (SOCK_SEQPACKET, SOCK_DGRAM) each push keeps an entry of its own,
+ * since there each send is one message, as in asynchat.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 
@@ -64,15 +72,27 @@ struct chat_state {
     unsigned collecting : 1;  /* inside collect_incoming_data */
     unsigned drop_input : 1;  /* discard_buffers asked during it */
     unsigned sending : 1;     /* initiate_send is on the stack */
+    unsigned sock_known : 1;  /* sock_stream tells the socket's kind */
+    unsigned sock_stream : 1; /* pushes may share a DATA entry */
     unsigned char term_inline[2 * TERM_INLINE];
     /* chat_flow.h: the input limit and read pausing. */
     size_t max_input;         /* 0: records of any length */
     size_t record;            /* BYTES: the current record's length so far */
     size_t high_water;        /* 0: never pause reading */
     size_t low_water;
+    size_t max_record;        /* 0: records are not cut */
     unsigned skipping : 1;    /* dropping the rest of an oversized record */
     unsigned paused : 1;      /* reading paused until low_water */
+    unsigned cut : 1;         /* the current record was cut at max_record */
+    unsigned cut_ended : 1;   /* found_terminator runs for a cut record */
+    unsigned has_area : 1;    /* asyncore_chat_new_ex() gave an area */
 };
+
+/* The user's inline area (asyncore_chat_new_ex) follows the class's state
+ * in the dispatcher's own area, as aligned as that one. */
+#define AREA_ALIGN _Alignof(max_align_t)
+#define AREA_OFFSET                                                         \
+    ((sizeof(struct chat_state) + AREA_ALIGN - 1) / AREA_ALIGN * AREA_ALIGN)
 
 static void chat_destroy(asyncore_dispatcher *d);
 
@@ -109,9 +129,9 @@ static struct chat_state *chat_open(asyncore_dispatcher *d)
     return st;
 }
 
-asyncore_dispatcher *asyncore_chat_new(asyncore_map *map,
-                                       const asyncore_chat_handlers *h,
-                                       void *user_data)
+asyncore_dispatcher *asyncore_chat_new_ex(asyncore_map *map,
+                                          const asyncore_chat_handlers *h,
+                                          void *user_data, size_t area_size)
 {
     asyncore_dispatcher *d;
     struct chat_state *st;
@@ -123,8 +143,15 @@ asyncore_dispatcher *asyncore_chat_new(asyncore_map *map,
         errno = EINVAL;
         return NULL;
     }
+    /* asyncore_dispatcher_new_ex's own bound, applied to the whole. */
+    if (area_size > SIZE_MAX / 2 - AREA_OFFSET) {
+        errno = EINVAL;
+        return NULL;
+    }
     d = asyncore_dispatcher_new_ex(map, &h->dispatcher, &chat_defaults,
-                                   user_data, sizeof(struct chat_state));
+                                   user_data,
+                                   area_size ? AREA_OFFSET + area_size
+                                             : sizeof(struct chat_state));
     if (d == NULL)
         return NULL;
     st = asyncore_dispatcher_area(d);
@@ -133,7 +160,24 @@ asyncore_dispatcher *asyncore_chat_new(asyncore_map *map,
     st->kind = ASYNCORE_TERMINATOR_NONE;
     st->in_size = ASYNCORE_CHAT_BUFFER_SIZE;
     st->out_size = ASYNCORE_CHAT_BUFFER_SIZE;
+    st->has_area = area_size != 0;
     return d;
+}
+
+asyncore_dispatcher *asyncore_chat_new(asyncore_map *map,
+                                       const asyncore_chat_handlers *h,
+                                       void *user_data)
+{
+    return asyncore_chat_new_ex(map, h, user_data, 0);
+}
+
+void *asyncore_chat_area(const asyncore_dispatcher *d)
+{
+    struct chat_state *st = chat_state(d);
+
+    if (st == NULL || !st->has_area)
+        return NULL;
+    return (char *)st + AREA_OFFSET;
 }
 
 /* ---- the terminator ------------------------------------------------------ */
@@ -167,6 +211,7 @@ int asyncore_chat_set_terminator(asyncore_dispatcher *d, const void *term,
     st->kind = ASYNCORE_TERMINATOR_BYTES;
     st->record = 0; /* chat_flow.h: a new terminator starts a new record */
     st->skipping = 0;
+    st->cut = 0;
     return 0;
 }
 
@@ -182,6 +227,7 @@ int asyncore_chat_set_terminator_count(asyncore_dispatcher *d, int64_t n)
     }
     st->kind = ASYNCORE_TERMINATOR_COUNT;
     st->count = (uint64_t)n;
+    st->cut = 0; /* chat_flow.h: a cut applies to BYTES records only */
     return 0;
 }
 
@@ -192,6 +238,7 @@ int asyncore_chat_set_terminator_none(asyncore_dispatcher *d)
     if (st == NULL)
         return -1;
     st->kind = ASYNCORE_TERMINATOR_NONE;
+    st->cut = 0;
     return 0;
 }
 
@@ -267,12 +314,55 @@ static int deliver(asyncore_dispatcher *d, struct chat_state *st, size_t n)
     return d->closed ? -1 : 0;
 }
 
-/* Call found_terminator; -1 if that closed the channel. */
+/*
+ * Call found_terminator; -1 if that closed the channel.  The record's cut
+ * flag moves to cut_ended for the call, where asyncore_chat_record_truncated
+ * reads it, so that a terminator set by the hook (a new record) cannot
+ * hide it.
+ */
 static int found(asyncore_dispatcher *d, struct chat_state *st)
 {
     st->record = 0; /* chat_flow.h: the next record starts */
+    st->cut_ended = st->cut;
+    st->cut = 0;
     st->h->found_terminator(d);
+    st->cut_ended = 0;
     return d->closed ? -1 : 0;
+}
+
+/*
+ * chat_flow.h: hand the @n bytes at the input's head, all of the current
+ * record, to collect_incoming_data -- or, with max_record set, only what
+ * still fits below it: the rest is dropped and the record marked cut
+ * (before the hook runs, so the hook that gets its last kept bytes can tell
+ * already).  The record's length counts every byte received, kept or not,
+ * for max_input.  Returns as deliver().
+ */
+static int deliver_record(asyncore_dispatcher *d, struct chat_state *st,
+                          size_t n)
+{
+    size_t keep = n;
+
+    if (st->max_record > 0) {
+        size_t room =
+            st->record < st->max_record ? st->max_record - st->record : 0;
+
+        if (keep > room) {
+            keep = room;
+            st->cut = 1;
+        }
+    }
+    /* Before the hook: it may set a terminator, starting a new record.
+     * Saturated: an endless cut record must not wrap into "short". */
+    st->record = n > SIZE_MAX - st->record ? SIZE_MAX : st->record + n;
+    if (keep > 0 && deliver(d, st, keep) < 0)
+        return -1;
+    /* The dropped bytes follow the kept ones (a discard_buffers in the
+     * hook may already have taken them: draining more than is there is
+     * harmless). */
+    if (keep < n)
+        evbuffer_drain(st->in, n - keep);
+    return 0;
 }
 
 /* The length of the input's tail that may begin the terminator. */
@@ -309,6 +399,7 @@ static int record_too_long(asyncore_dispatcher *d, struct chat_state *st,
     int first = !st->skipping;
 
     st->record = 0;
+    st->cut = 0; /* dropped whole: no found_terminator to report it to */
     st->skipping = !ended; /* before the hook: it may set a terminator */
     if (first)
         asyncore_handle_error(d, EMSGSIZE, "input");
@@ -339,7 +430,7 @@ static int step_bytes(asyncore_dispatcher *d, struct chat_state *st,
             return record_too_long(d, st, 1);
         }
         /* asynchat never reports the empty string: neither do we. */
-        if (at.pos > 0 && deliver(d, st, (size_t)at.pos) < 0)
+        if (at.pos > 0 && deliver_record(d, st, (size_t)at.pos) < 0)
             return -1;
         evbuffer_drain(st->in, tlen);
         return found(d, st) < 0 ? -1 : 1;
@@ -349,8 +440,7 @@ static int step_bytes(asyncore_dispatcher *d, struct chat_state *st,
         evbuffer_drain(st->in, len - keep);
         return record_too_long(d, st, 0);
     }
-    st->record += len - keep; /* before the hook: it may set a terminator */
-    if (keep < len && deliver(d, st, len - keep) < 0)
+    if (keep < len && deliver_record(d, st, len - keep) < 0)
         return -1;
     return 0;
 }
@@ -476,8 +566,34 @@ static void append(struct chat_state *st, struct chat_entry *e)
     st->entries++;
 }
 
-/* The DATA entry at the FIFO's tail that new bytes extend; NULL (ENOMEM). */
-static struct chat_entry *data_tail(struct chat_state *st)
+/*
+ * May a push extend the DATA entry before it?  Only on a stream socket: a
+ * stream peer sees the same bytes however the sends cut them, but on a
+ * message socket one send is one message, and asynchat sends one push
+ * (one producer_fifo entry) per send.  Before the channel has a socket its
+ * kind is unknown and entries stay apart.  A socket is given once and kept
+ * until the close, so the answer is asked of the kernel once.
+ */
+static int stream_socket(const asyncore_dispatcher *d, struct chat_state *st)
+{
+    int type = 0;
+    socklen_t len = sizeof(type);
+
+    if (st->sock_known)
+        return st->sock_stream;
+    if (d->fd < 0)
+        return 0;
+    st->sock_known = 1;
+    st->sock_stream =
+        getsockopt(d->fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+        type == SOCK_STREAM;
+    return st->sock_stream;
+}
+
+/* The DATA entry that a push's bytes go to: the one at the FIFO's tail on
+ * a stream socket, else a new one.  NULL with ENOMEM. */
+static struct chat_entry *data_tail(asyncore_dispatcher *d,
+                                    struct chat_state *st)
 {
     struct chat_entry *e = TAILQ_LAST(&st->fifo, chat_fifo);
 
@@ -485,7 +601,7 @@ static struct chat_entry *data_tail(struct chat_state *st)
         errno = ENOMEM;
         return NULL;
     }
-    if (e != NULL && e->kind == ENTRY_DATA)
+    if (e != NULL && e->kind == ENTRY_DATA && stream_socket(d, st))
         return e;
     if ((e = entry_new(ENTRY_DATA)) == NULL) {
         errno = ENOMEM;
@@ -526,9 +642,11 @@ int asyncore_chat_push(asyncore_dispatcher *d, const void *data, size_t len)
         errno = EINVAL;
         return -1;
     }
+    /* Nothing to queue, but asynchat's push still runs initiate_send: a
+     * close marker at the head closes the channel now. */
     if (len == 0)
-        return 0;
-    if ((e = data_tail(st)) == NULL)
+        return kick(d);
+    if ((e = data_tail(d, st)) == NULL)
         return -1;
     if (evbuffer_add(st->out, data, len) < 0) {
         drop_if_empty(st, e);
@@ -537,6 +655,158 @@ int asyncore_chat_push(asyncore_dispatcher *d, const void *data, size_t len)
     }
     e->len += len;
     return kick(d);
+}
+
+/*
+ * Queue @len (> 0) bytes as one push: room for @len + 1 bytes is reserved
+ * contiguously at the output's end, @fill writes the bytes there (and may
+ * write one more, a vsnprintf's NUL), and only then are they committed.
+ * A failure leaves the output as it was.  Returns 0, or -1 with errno
+ * ENOMEM, or that of @fill.
+ */
+static int push_filled(asyncore_dispatcher *d, struct chat_state *st,
+                       size_t len, int (*fill)(void *dst, size_t len, void *arg),
+                       void *arg)
+{
+    struct evbuffer_iovec vec;
+    struct chat_entry *e;
+
+    if (len >= (size_t)EV_SSIZE_MAX) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if ((e = data_tail(d, st)) == NULL)
+        return -1;
+    if (evbuffer_reserve_space(st->out, (ev_ssize_t)(len + 1), &vec, 1) < 1) {
+        drop_if_empty(st, e);
+        errno = ENOMEM;
+        return -1;
+    }
+    if (fill(vec.iov_base, len, arg) < 0) {
+        int err = errno;
+
+        drop_if_empty(st, e); /* the reservation is simply not committed */
+        errno = err;
+        return -1;
+    }
+    vec.iov_len = len;
+    if (evbuffer_commit_space(st->out, &vec, 1) < 0) {
+        drop_if_empty(st, e);
+        errno = ENOMEM;
+        return -1;
+    }
+    e->len += len;
+    return kick(d);
+}
+
+struct gather {
+    const struct iovec *iov;
+    int iovcnt;
+};
+
+static int fill_gather(void *dst, size_t len, void *arg)
+{
+    const struct gather *g = arg;
+    unsigned char *p = dst;
+    int i;
+
+    (void)len;
+    for (i = 0; i < g->iovcnt; i++) {
+        if (g->iov[i].iov_len > 0)
+            memcpy(p, g->iov[i].iov_base, g->iov[i].iov_len);
+        p += g->iov[i].iov_len;
+    }
+    return 0;
+}
+
+int asyncore_chat_pushv(asyncore_dispatcher *d, const struct iovec *iov,
+                        int iovcnt)
+{
+    struct chat_state *st = chat_open(d);
+    struct gather g = { iov, iovcnt };
+    size_t total = 0;
+    int i;
+
+    if (st == NULL)
+        return -1;
+    if (iovcnt < 0 || iovcnt > IOV_MAX || (iov == NULL && iovcnt > 0)) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* Checked whole before anything is queued: one entry or nothing. */
+    for (i = 0; i < iovcnt; i++) {
+        if ((iov[i].iov_base == NULL && iov[i].iov_len > 0) ||
+            iov[i].iov_len > (size_t)SSIZE_MAX - total) {
+            errno = EINVAL;
+            return -1;
+        }
+        total += iov[i].iov_len;
+    }
+    if (total == 0)
+        return kick(d); /* as a push of 0 bytes */
+    return push_filled(d, st, total, fill_gather, &g);
+}
+
+struct format {
+    const char *fmt;
+    va_list ap;
+};
+
+static int fill_format(void *dst, size_t len, void *arg)
+{
+    struct format *f = arg;
+    int n = vsnprintf(dst, len + 1, f->fmt, f->ap);
+
+    /* The same format and arguments measured @len a moment ago. */
+    if (n < 0 || (size_t)n != len) {
+        if (n >= 0 || errno == 0)
+            errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+int asyncore_chat_vpushf(asyncore_dispatcher *d, const char *fmt, va_list ap)
+{
+    struct chat_state *st = chat_open(d);
+    struct format f;
+    va_list measure;
+    int n, r;
+
+    if (st == NULL)
+        return -1;
+    if (fmt == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* Measure first, then format straight into the output: one copy. */
+    va_copy(measure, ap);
+    errno = 0;
+    n = vsnprintf(NULL, 0, fmt, measure);
+    va_end(measure);
+    if (n < 0) {
+        if (errno == 0)
+            errno = EINVAL;
+        return -1;
+    }
+    if (n == 0)
+        return kick(d); /* as a push of 0 bytes */
+    f.fmt = fmt;
+    va_copy(f.ap, ap);
+    r = push_filled(d, st, (size_t)n, fill_format, &f);
+    va_end(f.ap);
+    return r;
+}
+
+int asyncore_chat_pushf(asyncore_dispatcher *d, const char *fmt, ...)
+{
+    va_list ap;
+    int r;
+
+    va_start(ap, fmt);
+    r = asyncore_chat_vpushf(d, fmt, ap);
+    va_end(ap);
+    return r;
 }
 
 int asyncore_chat_push_reference(asyncore_dispatcher *d, const void *data,
@@ -551,7 +821,7 @@ int asyncore_chat_push_reference(asyncore_dispatcher *d, const void *data,
         errno = EINVAL;
     else if (st != NULL && len == 0)
         goto release; /* nothing to send: released at once, success */
-    else if (st != NULL && (e = data_tail(st)) != NULL &&
+    else if (st != NULL && (e = data_tail(d, st)) != NULL &&
              evbuffer_add_reference(st->out, data, len, free_fn, arg) == 0) {
         e->len += len;
         return kick(d);
@@ -917,4 +1187,25 @@ int asyncore_chat_set_read_high_water(asyncore_dispatcher *d, size_t high,
     asyncore__interest_update(d);
     asyncore__release(d);
     return 0;
+}
+
+int asyncore_chat_set_max_record(asyncore_dispatcher *d, size_t max)
+{
+    struct chat_state *st = chat_open(d);
+
+    if (st == NULL)
+        return -1;
+    st->max_record = max;
+    return 0;
+}
+
+int asyncore_chat_record_truncated(const asyncore_dispatcher *d)
+{
+    const struct chat_state *st = chat_state(d);
+
+    if (st == NULL) {
+        errno = EINVAL;
+        return 0;
+    }
+    return st->cut || st->cut_ended;
 }

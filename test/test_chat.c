@@ -786,7 +786,8 @@ START_TEST(discard_buffers_releases_all_queued_output_once)
     ck_assert_int_eq(asyncore_chat_push_with_producer(c, src_producer(&s, "x", 1)),
                      0);
     ck_assert_int_eq(asyncore_chat_close_when_done(c), 0);
-    ck_assert_int_eq(asyncore_chat_queued(c, &bytes), 3);
+    /* Without a socket yet, each push is an entry of its own (chat.h). */
+    ck_assert_int_eq(asyncore_chat_queued(c, &bytes), 4);
     ck_assert_uint_eq(bytes, 9);
     ck_assert_int_eq(ref_frees + s.frees, 0);
     ck_assert_int_eq(asyncore_chat_discard_buffers(c), 0);

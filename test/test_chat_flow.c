@@ -1,7 +1,7 @@
 /*
  * test_chat_flow.c -- async_chat's flow control: the input limit on a
  * record (what counts, the error path, skipping the rest of an oversized
- * record) and read pausing on the output queue, ending with a firehose
+ * record), cutting a record at the record size, and read pausing on the output queue, ending with a firehose
  * peer that writes as fast as it can and reads nothing for a while.
  */
 #define _GNU_SOURCE
@@ -36,6 +36,9 @@ struct frec {
     size_t in_size;         /* echo: one read at most */
     size_t max_queued;      /* echo: the most queued right after a push */
     int queued_at_first_collect;
+    int truncated[8];       /* record_truncated() in each found_terminator */
+    int cut_in_collect;     /* collect calls that saw it true */
+    int reset_term_in_found; /* set the terminator again before asking */
 };
 
 static void f_collect(asyncore_dispatcher *d, const void *data, size_t len)
@@ -48,6 +51,8 @@ static void f_collect(asyncore_dispatcher *d, const void *data, size_t len)
         r->queued_at_first_collect = (int)q;
     }
     r->collected += len;
+    if (asyncore_chat_record_truncated(d))
+        r->cut_in_collect++;
     if (r->target && r->collected >= r->target)
         r->reached = 1;
     if (r->echo) {
@@ -71,6 +76,9 @@ static void f_found(asyncore_dispatcher *d)
 
     ck_assert_int_lt(r->n, 8);
     ck_assert_uint_lt(r->curlen, sizeof(r->lines[0]));
+    if (r->reset_term_in_found)
+        ck_assert_int_eq(asyncore_chat_set_terminator(d, "\r\n", 2), 0);
+    r->truncated[r->n] = asyncore_chat_record_truncated(d);
     memcpy(r->lines[r->n], r->cur, r->curlen);
     r->lines[r->n++][r->curlen] = '\0';
     r->curlen = 0;
@@ -230,6 +238,121 @@ START_TEST(new_terminator_starts_a_new_record)
     wait_past(&r.n, 0);
     ck_assert_int_eq(r.errors, 0);
     ck_assert_str_eq(r.lines[0], "123456abcdef");
+    close(peer);
+}
+END_TEST
+
+/* ---- cutting a record ---------------------------------------------------------- */
+
+/* Send @s to @d's peer and run the loop until @n records were found. */
+static void lines_until(struct frec *r, int peer, const char *s, int n)
+{
+    double end = th_now() + 5.0;
+
+    put(peer, s);
+    while (r->n < n && th_now() < end && asyncore_map_count(th_map) > 0)
+        ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
+    ck_assert_int_eq(r->n, n);
+}
+
+static const size_t cut_in_sizes[] = { 1, 3, ASYNCORE_CHAT_BUFFER_SIZE };
+
+START_TEST(over_long_record_is_cut_and_reported_at_its_terminator)
+{
+    struct frec r = { 0 };
+    asyncore_dispatcher *d;
+    int peer;
+
+    d = f_channel(&r, &peer);
+    /* Reads of 1 and 3 bytes split records and terminators everywhere. */
+    ck_assert_int_eq(asyncore_chat_set_in_buffer_size(d, cut_in_sizes[_i]), 0);
+    ck_assert_int_eq(asyncore_chat_set_terminator(d, "\r\n", 2), 0);
+    ck_assert_int_eq(asyncore_chat_set_max_record(d, 5), 0);
+    ck_assert_int_eq(asyncore_chat_record_truncated(d), 0);
+    lines_until(&r, peer,
+                "hello world\r\nok\r\nabcde\r\nabcdef\r\n\r\nab\rc\r\n", 6);
+    ck_assert_str_eq(r.lines[0], "hello");
+    ck_assert_int_eq(r.truncated[0], 1);
+    ck_assert_str_eq(r.lines[1], "ok");
+    ck_assert_int_eq(r.truncated[1], 0);
+    ck_assert_str_eq(r.lines[2], "abcde"); /* exactly the size: kept */
+    ck_assert_int_eq(r.truncated[2], 0);
+    ck_assert_str_eq(r.lines[3], "abcde");
+    ck_assert_int_eq(r.truncated[3], 1);
+    ck_assert_str_eq(r.lines[4], "");
+    ck_assert_int_eq(r.truncated[4], 0);
+    /* A held-back "\r" that was data after all counts as data. */
+    ck_assert_str_eq(r.lines[5], "ab\rc");
+    ck_assert_int_eq(r.truncated[5], 0);
+    ck_assert_int_eq(r.errors, 0);
+    ck_assert_uint_le(r.max_record, 5);
+    ck_assert_int_eq(asyncore_chat_record_truncated(d), 0);
+    close(peer);
+}
+END_TEST
+
+START_TEST(cut_is_seen_in_the_last_collect_and_after_a_new_terminator)
+{
+    struct frec r = { .reset_term_in_found = 1 };
+    asyncore_dispatcher *d;
+    int peer;
+
+    d = f_channel(&r, &peer);
+    ck_assert_int_eq(asyncore_chat_set_terminator(d, "\r\n", 2), 0);
+    ck_assert_int_eq(asyncore_chat_set_max_record(d, 3), 0);
+    /* One read: the collect that gets "abc" already knows of the cut. */
+    lines_until(&r, peer, "abcdefgh\r\nxy\r\n", 2);
+    ck_assert_str_eq(r.lines[0], "abc");
+    ck_assert_int_eq(r.truncated[0], 1); /* asked after set_terminator */
+    ck_assert_str_eq(r.lines[1], "xy");
+    ck_assert_int_eq(r.truncated[1], 0);
+    ck_assert_int_eq(r.cut_in_collect, 1);
+    close(peer);
+}
+END_TEST
+
+START_TEST(max_input_counts_the_bytes_a_cut_dropped)
+{
+    struct frec r = { .keep_open = 1 };
+    asyncore_dispatcher *d;
+    int peer;
+
+    d = f_channel(&r, &peer);
+    ck_assert_int_eq(asyncore_chat_set_terminator(d, "\n", 1), 0);
+    ck_assert_int_eq(asyncore_chat_set_max_record(d, 4), 0);
+    ck_assert_int_eq(asyncore_chat_set_max_input(d, 8), 0);
+    /* 7 bytes: cut to 4, no error.  12 bytes: past the input limit,
+     * EMSGSIZE and no found_terminator.  Then framing goes on. */
+    lines_until(&r, peer, "abcdefg\nabcdefghijkl\nok\n", 2);
+    ck_assert_str_eq(r.lines[0], "abcd");
+    ck_assert_int_eq(r.truncated[0], 1);
+    ck_assert_str_eq(r.lines[1], "ok");
+    ck_assert_int_eq(r.truncated[1], 0);
+    ck_assert_int_eq(r.errors, 1);
+    ck_assert_int_eq(r.err, EMSGSIZE);
+    ck_assert_str_eq(r.op, "input");
+    close(peer);
+}
+END_TEST
+
+START_TEST(record_size_does_not_cut_count_and_none_terminators)
+{
+    struct frec r = { 0 };
+    asyncore_dispatcher *d;
+    int peer;
+
+    d = f_channel(&r, &peer);
+    ck_assert_int_eq(asyncore_chat_set_max_record(d, 2), 0);
+    ck_assert_int_eq(asyncore_chat_set_terminator_count(d, 6), 0);
+    lines_until(&r, peer, "abcdef", 1);
+    ck_assert_str_eq(r.lines[0], "abcdef");
+    ck_assert_int_eq(r.truncated[0], 0);
+    ck_assert_int_eq(asyncore_chat_set_terminator_none(d), 0);
+    r.target = 6 + 5;
+    put(peer, "ghijk");
+    wait_past(&r.reached, 0);
+    ck_assert_uint_eq(r.collected, 11);
+    ck_assert_int_eq(asyncore_chat_record_truncated(d), 0);
     close(peer);
 }
 END_TEST
@@ -474,6 +597,18 @@ START_TEST(bad_flow_arguments_fail_with_einval_or_ebadf)
     errno = 0;
     ck_assert_int_eq(asyncore_chat_set_read_high_water(p, 2, 1), -1);
     ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_set_max_record(NULL, 1), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_set_max_record(p, 1), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_record_truncated(NULL), 0);
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_record_truncated(p), 0);
+    ck_assert_int_eq(errno, EINVAL);
     d = f_channel(&r, &peer);
     errno = 0;
     ck_assert_int_eq(asyncore_chat_set_read_high_water(d, 10, 20), -1);
@@ -486,6 +621,10 @@ START_TEST(bad_flow_arguments_fail_with_einval_or_ebadf)
     errno = 0;
     ck_assert_int_eq(asyncore_chat_set_read_high_water(d, 2, 1), -1);
     ck_assert_int_eq(errno, EBADF);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_set_max_record(d, 1), -1);
+    ck_assert_int_eq(errno, EBADF);
+    ck_assert_int_eq(asyncore_chat_record_truncated(d), 0);
     asyncore_dispatcher_release(d);
     close(peer);
 }
@@ -495,6 +634,7 @@ static Suite *chat_flow_suite(void)
 {
     Suite *s = suite_create("chat_flow");
     TCase *limit = tcase_create("max_input");
+    TCase *cut = tcase_create("max_record");
     TCase *pause = tcase_create("read_pausing");
     TCase *bad = tcase_create("bad_input");
 
@@ -505,6 +645,15 @@ static Suite *chat_flow_suite(void)
     tcase_add_test(limit, limit_does_not_apply_to_count_and_none_terminators);
     tcase_add_test(limit, new_terminator_starts_a_new_record);
     suite_add_tcase(s, limit);
+
+    tcase_add_checked_fixture(cut, th_setup, th_teardown);
+    tcase_set_timeout(cut, 30);
+    tcase_add_loop_test(cut, over_long_record_is_cut_and_reported_at_its_terminator,
+                        0, 3);
+    tcase_add_test(cut, cut_is_seen_in_the_last_collect_and_after_a_new_terminator);
+    tcase_add_test(cut, max_input_counts_the_bytes_a_cut_dropped);
+    tcase_add_test(cut, record_size_does_not_cut_count_and_none_terminators);
+    suite_add_tcase(s, cut);
 
     tcase_add_checked_fixture(pause, th_setup, th_teardown);
     tcase_set_timeout(pause, 150);

@@ -32,8 +32,27 @@
  *   once (asynchat's initiate_send).  Each send passes at most
  *   ac_out_buffer_size bytes to the socket; handle_write sends again when
  *   the socket can take more.  A producer is asked for more bytes only when
- *   it reaches the head of the FIFO.  writable() is "something queued, or not
+ *   it reaches the head of the FIFO, with room for ac_out_buffer_size bytes
+ *   (asynchat's more() takes no size); what one more() call returns is sent
+ *   apart from what surrounds it.  writable() is "something queued, or not
  *   connected yet".
+ *
+ *   On a stream socket (TCP, AF_UNIX SOCK_STREAM) pushes that wait behind
+ *   an unfinished send join the same FIFO entry and leave in as few sends
+ *   as the socket takes, up to ac_out_buffer_size each: the peer reads the
+ *   same bytes in the same order, in fewer pieces than asynchat sends them
+ *   (asyncore_chat_queued() counts such a run as one entry).  On a message
+ *   socket (SOCK_SEQPACKET, SOCK_DGRAM) one push is one send, hence one
+ *   message, as in asynchat: three pushes arrive as three messages, one
+ *   longer than ac_out_buffer_size as one message per slice of that size,
+ *   and each more() result as one message.  Pushes made before the channel
+ *   has a socket stay apart too.
+ *
+ *   A push of 0 bytes queues nothing (asynchat's push(b"") on a message
+ *   socket sends an empty message; this library sends none) but still runs
+ *   initiate_send, as asynchat's does: a close marker at the head of the
+ *   FIFO (asyncore_chat_close_when_done()) closes the channel inside that
+ *   push, and bytes waiting at the head are sent if the socket takes them.
  *
  * LIFETIME
  *   What is still queued when the channel closes -- input, bytes,
@@ -55,7 +74,9 @@
 #ifndef ASYNCORE_CHAT_H
 #define ASYNCORE_CHAT_H
 
+#include <stdarg.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <asyncore/dispatcher.h>
 
@@ -120,6 +141,28 @@ ASYNCORE_API asyncore_dispatcher *
 asyncore_chat_new(asyncore_map *map, const asyncore_chat_handlers *h,
                   void *user_data);
 
+/**
+ * asyncore_chat_new() with @area_size bytes of zeroed, maximally aligned
+ * memory allocated with the channel (asyncore_chat_area()): the channel's
+ * own state, as a Python subclass's attributes, without a malloc and a
+ * destroy hook of its own.  The area lives as long as the channel's memory:
+ * it is still valid inside the destroy hook.  @area_size 0 is
+ * asyncore_chat_new().  Returns NULL with errno EINVAL (as
+ * asyncore_chat_new(), or @area_size too large to allocate) or ENOMEM.
+ * Safe inside any hook.
+ */
+ASYNCORE_API asyncore_dispatcher *
+asyncore_chat_new_ex(asyncore_map *map, const asyncore_chat_handlers *h,
+                     void *user_data, size_t area_size);
+
+/**
+ * The inline area of asyncore_chat_new_ex(), or NULL if the channel has
+ * none or @d is NULL or not a chat channel.  (asyncore_dispatcher_area()
+ * of a chat channel is the class's own state: do not use it.)  Valid on a
+ * closed channel as long as its memory is, destroy hook included.
+ */
+ASYNCORE_API void *asyncore_chat_area(const asyncore_dispatcher *d);
+
 /* ---- the terminator ------------------------------------------------------
  * Safe anywhere, including inside the channel's own hooks; from inside
  * found_terminator the new terminator applies to the input already read. */
@@ -160,12 +203,50 @@ ASYNCORE_API int asyncore_chat_get_terminator(const asyncore_dispatcher *d,
 
 /**
  * Queue a copy of the @len bytes at @data.  Sends take at most
- * ac_out_buffer_size bytes of it at a time.  @len 0 queues nothing.
- * Returns 0, or -1 with errno EINVAL (@data NULL with @len > 0, or not a
- * chat), EBADF (closed) or ENOMEM.
+ * ac_out_buffer_size bytes of it at a time; on a message socket each push
+ * is sent apart (see OUTPUT).  @len 0 (with @data NULL or not) queues
+ * nothing but still tries to send, so a close marker at the head closes
+ * the channel now.  Returns 0, or -1 with errno EINVAL (@data NULL with
+ * @len > 0, or not a chat), EBADF (closed) or ENOMEM.
  */
 ASYNCORE_API int asyncore_chat_push(asyncore_dispatcher *d, const void *data,
                                     size_t len);
+
+/**
+ * Queue the bytes of the @iovcnt buffers at @iov, copied, as ONE push: one
+ * FIFO entry, hence one send (one message on a message socket) where
+ * asyncore_chat_push() of the same bytes would do so -- a reply's code,
+ * text and "\r\n" without a copy of one's own.  Buffers of length 0 are
+ * allowed (their iov_base may be NULL); a total of 0 bytes is a push of 0
+ * bytes.  All or nothing: on failure nothing is queued.  Returns 0, or -1
+ * with errno EINVAL (not a chat; @iovcnt negative or above IOV_MAX; @iov
+ * NULL with @iovcnt > 0; an iov_base NULL with its iov_len > 0; a total
+ * above SSIZE_MAX), EBADF (closed) or ENOMEM.  Safe inside any hook.
+ */
+ASYNCORE_API int asyncore_chat_pushv(asyncore_dispatcher *d,
+                                     const struct iovec *iov, int iovcnt);
+
+/**
+ * Queue what printf(3) would print for @fmt and its arguments, as ONE
+ * push (see asyncore_chat_pushv()), without the terminating NUL:
+ * asyncore_chat_pushf(d, "%d %s\r\n", 250, "OK").  The format is checked
+ * by the compiler.  An empty result is a push of 0 bytes.  All or nothing:
+ * on failure nothing is queued.  Returns 0, or -1 with errno EINVAL (not
+ * a chat, or @fmt NULL), EBADF (closed), ENOMEM, or the errno of a
+ * formatting failure as vsnprintf(3) reports it (EOVERFLOW: longer than
+ * INT_MAX bytes; EILSEQ: a wide character with no multibyte form).  Safe
+ * inside any hook.
+ */
+ASYNCORE_API int asyncore_chat_pushf(asyncore_dispatcher *d, const char *fmt,
+                                     ...) ASYNCORE_PRINTF(2, 3);
+
+/**
+ * asyncore_chat_pushf() with a va_list, for wrappers of one's own.  As
+ * vprintf(3), @ap is left indeterminate (va_end it).  Returns and errors
+ * as asyncore_chat_pushf().
+ */
+ASYNCORE_API int asyncore_chat_vpushf(asyncore_dispatcher *d, const char *fmt,
+                                      va_list ap) ASYNCORE_PRINTF(2, 0);
 
 /** Releases the memory of asyncore_chat_push_reference(). */
 typedef void (*asyncore_chat_free_fn)(const void *data, size_t len,
@@ -177,7 +258,8 @@ typedef void (*asyncore_chat_free_fn)(const void *data, size_t len,
  * with (@data, @len, @arg).  From this call on the channel owns them:
  * @free_fn runs exactly once -- when the bytes have been sent or dropped
  * (discard_buffers, close), or before an error return, or at once for
- * @len 0.  Returns 0, or -1 with errno EINVAL, EBADF or ENOMEM.
+ * @len 0 (which sends nothing).  Returns 0, or -1 with errno EINVAL, EBADF
+ * or ENOMEM.
  */
 ASYNCORE_API int asyncore_chat_push_reference(asyncore_dispatcher *d,
                                               const void *data, size_t len,
