@@ -34,14 +34,17 @@
  * cut by an attacker.
  *
  * A body is written to FILE.part (or DIR/.NAME.part) and renamed to its
- * final name only once complete; a failed transfer removes it.
+ * final name only once complete; a failed transfer removes it, and so do
+ * SIGINT and SIGTERM.
  *
  * Exit status: 0 when every URL was fetched with a 2xx status, 1 if any
- * failed (one line on stderr says why), 2 on bad usage.
+ * failed (one line on stderr says why), 2 on bad usage, 128 + the signal's
+ * number after SIGINT or SIGTERM.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +92,7 @@ struct job {
 
 static TAILQ_HEAD(, job) pending = TAILQ_HEAD_INITIALIZER(pending);
 static int jobs_total, jobs_done, jobs_failed;
+static int got_signal;      /* SIGINT or SIGTERM ended the transfers */
 
 static struct {
     int on;                 /* stderr is a terminal and not -q */
@@ -803,6 +807,26 @@ again:
 
 /* ---- main ------------------------------------------------------------------- */
 
+/*
+ * SIGINT/SIGTERM, delivered by the event loop (a libevent signal event), so
+ * that it runs between hooks like any other event.  Nothing more starts,
+ * every connection ends, and the loop returns; main() then removes the
+ * .part files of the transfers that were cut.  The default disposition
+ * would kill the process with them left behind.
+ */
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct conn *c;
+
+    (void)what, (void)arg;
+    got_signal = (int)sig;
+    TAILQ_INIT(&pending);
+    /* conn_end() frees c at once here: no hook of its channel is running. */
+    while ((c = LIST_FIRST(&conns)) != NULL)
+        conn_end(c);
+    asyncore_close_all(NULL);
+}
+
 /* The synopsis; with --help the options too, on stdout. */
 static void usage(FILE *to)
 {
@@ -938,12 +962,26 @@ static int make_jobs(struct job *jobs, int n, char **urls)
             say("%s", strerror(ENOMEM));
             return -1;
         }
-        for (int k = 0; k < i; k++)
-            if (jobs[k].path && j->path && strcmp(jobs[k].path, j->path) == 0) {
+        for (int k = 0; k < i && j->path != NULL; k++) {
+            const char *clash;
+
+            if (strcmp(jobs[k].path, j->path) == 0) {
                 say("%s and %s would both be saved as %s", jobs[k].arg,
                     urls[i], j->path);
                 return -1;
             }
+            /* A final name must not be another URL's temporary one either
+             * (".../a" and ".../.a.part"): one transfer would write into
+             * the other's file, or rename it away. */
+            clash = strcmp(jobs[k].path, j->part) == 0   ? j->part
+                    : strcmp(jobs[k].part, j->path) == 0 ? j->path
+                                                         : NULL;
+            if (clash != NULL) {
+                say("%s and %s would both use %s, one as its temporary file",
+                    jobs[k].arg, urls[i], clash);
+                return -1;
+            }
+        }
         TAILQ_INSERT_TAIL(&pending, j, link);
     }
     return 0;
@@ -951,6 +989,8 @@ static int make_jobs(struct job *jobs, int n, char **urls)
 
 int main(int argc, char **argv)
 {
+    struct event *sigint = NULL, *sigterm = NULL;
+    struct event_base *base;
     struct job *jobs;
     int n, rc = 1;
 
@@ -964,7 +1004,17 @@ int main(int argc, char **argv)
         say("%s", strerror(ENOMEM));
         return 1;
     }
-    if (make_jobs(jobs, n, argv + optind) == 0) {
+    /* The signal events live on the default map's base, beside the
+     * dispatchers: asyncore_loop() serves them too. */
+    base = asyncore_map_base(NULL);
+    if (base != NULL) {
+        sigint = evsignal_new(base, SIGINT, on_signal, NULL);
+        sigterm = evsignal_new(base, SIGTERM, on_signal, NULL);
+    }
+    if (sigint == NULL || sigterm == NULL || evsignal_add(sigint, NULL) < 0 ||
+        evsignal_add(sigterm, NULL) < 0) {
+        say("cannot watch signals");
+    } else if (make_jobs(jobs, n, argv + optind) == 0) {
         jobs_total = n;
         /* A progress bar on a terminal, unless the body goes there too. */
         progress.on = !opt.quiet && isatty(STDERR_FILENO) &&
@@ -983,12 +1033,18 @@ int main(int argc, char **argv)
         start_jobs();
         if (asyncore_loop(NULL, -1.0, ASYNCORE_FOREVER) < 0)
             say("event loop: %s", strerror(errno));
+        else if (got_signal)
+            rc = 128 + got_signal; /* as a shell reports a death by it */
         else if (jobs_done == jobs_total)
             rc = jobs_failed ? 1 : 0;
         progress_draw(1);
     }
     if (progress.timer != NULL)
         event_free(progress.timer);
+    if (sigint != NULL)
+        event_free(sigint);
+    if (sigterm != NULL)
+        event_free(sigterm);
     asyncore_map_free(asyncore_map_default());
     asyncore_tls_context_free(tls_ctx);
     for (int i = 0; i < n; i++) {

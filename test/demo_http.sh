@@ -270,6 +270,34 @@ if start slow python3 "$PEER" slow; then
             [ ! -e "$tmp/stall.bin" ] && [ ! -e "$tmp/stall.bin.part" ]
     }
     check "client -t 1: a body that stalls halfway times out, no file left" stalled
+    # interrupted SIG STATUS PART ARGS...: the client is killed by SIG
+    # while its .part file (PART) holds half a body; it must remove it and
+    # exit with STATUS, 128 + the signal's number (as a shell reports it).
+    interrupted() {
+        sig=$1 want=$2 part=$3; shift 3
+        $WRAP "$CLIENT" -q "$@" >"$tmp/sig.out" 2>"$tmp/sig.err" &
+        cpid=$!
+        pids="$pids $cpid"
+        timeout $T sh -c "until [ -e '$part' ]; do kill -0 $cpid || exit 1; sleep 0.05; done" ||
+            { echo "no $part appeared"; stop $cpid; return 1; }
+        kill -$sig $cpid
+        finish $cpid
+        cat "$tmp/sig.err"
+        echo "exit status $status"
+        [ $status -eq $want ] && [ ! -e "$part" ]
+    }
+    sig_dir() {
+        rm -rf "$tmp/sigd"; mkdir "$tmp/sigd"
+        interrupted INT 130 "$tmp/sigd/.body.part" -t 20 -O "$tmp/sigd" "http://$addr/body" &&
+            empty_dir "$tmp/sigd"
+    }
+    check "client -O DIR: SIGINT mid-body removes DIR/.NAME.part, exit 130" sig_dir
+    sig_file() {
+        rm -f "$tmp/sigf.bin"
+        interrupted TERM 143 "$tmp/sigf.bin.part" -t 20 -o "$tmp/sigf.bin" "http://$addr/body" &&
+            [ ! -e "$tmp/sigf.bin" ]
+    }
+    check "client -o FILE: SIGTERM mid-body removes FILE.part, exit 143" sig_file
     stop $pid
 fi
 
@@ -688,5 +716,15 @@ same_name() {
         -O "$tmp/same" http://h/a/x http://h/b/x
 }
 check "client -O refuses two URLs with the same file name" same_name
+# ".../a" is saved through "DIR/.a.part": a URL whose name is ".a.part" would
+# be written to the same file, and the wrong bytes saved as "DIR/a".
+part_name() {
+    mkdir -p "$tmp/pname"
+    fails_with pname "^asyncore-http-client: http://h/a and http://h/.a.part would both use $tmp/pname/\.a\.part, one as its temporary file\$" \
+        -O "$tmp/pname" -c 2 http://h/a http://h/.a.part &&
+    fails_with pname2 "^asyncore-http-client: http://h/.a.part and http://h/a would both use $tmp/pname/\.a\.part, one as its temporary file\$" \
+        -O "$tmp/pname" -c 2 http://h/.a.part http://h/a && empty_dir "$tmp/pname"
+}
+check "client -O refuses a URL whose name is another's temporary name (a, .a.part)" part_name
 
 summary
