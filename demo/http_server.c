@@ -29,9 +29,10 @@
  * A connection that makes no progress for -t SECONDS, in either direction,
  * is closed by the library's idle timeout: a client silent between
  * requests, and one that stopped reading a large answer, whose send then
- * waits.  A client dripping a header byte now and then is never idle: a
- * request header must also be complete SECONDS after it began to arrive,
- * and a last answer (Connection: close) must move at least every SECONDS.
+ * waits.  A client dripping a header or body byte now and then is never
+ * idle: a request (header and body) must also be complete SECONDS after it
+ * began to arrive, and a last answer (Connection: close) must move at
+ * least every SECONDS.
  * After that answer the close goes in stages (linger_start).
  *
  * Exit status: 0 after SIGINT or SIGTERM, 1 on a runtime failure, 2 on bad
@@ -120,9 +121,13 @@ static int under_root(const char *p)
            (p[root_len] == '\0' || p[root_len] == '/');
 }
 
-/* The status for a failed open(): only a missing file is a 404. */
+/* The status for a failed open(): only a missing file is a 404, and no
+ * descriptor left (EMFILE, ENFILE) is the server's passing trouble, a 503
+ * that the client may try again, not a 403 it would believe. */
 static int open_status(int err)
 {
+    if (err == EMFILE || err == ENFILE)
+        return 503;
     return err == ENOENT || err == ENOTDIR ? 404 : 403;
 }
 
@@ -139,7 +144,7 @@ static int open_checked(const char *rel, int *fd)
     if ((size_t)snprintf(full, sizeof(full), "%s/%s", root, rel) >= PATH_MAX)
         return 404;
     if (realpath(full, real) == NULL)
-        return errno == EACCES ? 403 : 404;
+        return errno == EACCES ? 403 : open_status(errno) == 503 ? 503 : 404;
     /* A symlink may point anywhere: what counts is where it lands. */
     if (!under_root(real))
         return 403;
@@ -169,6 +174,8 @@ static int open_beneath(const char *rel, int *fd)
             return 200;
         if (errno == ENOENT || errno == ENOTDIR)
             return 404; /* as realpath() would say */
+        if (errno == EMFILE || errno == ENFILE)
+            return 503;
         if (errno == ENOSYS)
             have_openat2 = 0; /* a kernel before 5.6 */
         /* EXDEV (out of ROOT), EACCES, ELOOP...: the real path decides. */
@@ -226,9 +233,19 @@ static int find_file(const char *target, char *path, size_t path_size, int *fd,
     if (S_ISDIR(sb->st_mode)) {
         close(*fd);
         *fd = -1;
-        /* "/dir" to "/dir/", so that the page's relative links work. */
+        /* "/dir" to "/dir/", so that the page's relative links work.
+         * The Location is an absolute path with one leading slash: "//x/"
+         * would be scheme-relative, a redirect to the host x, and browsers
+         * read "/\x/" the same way. */
         if (path[n - 1] != '/') {
-            snprintf(location, loc_size, "%.*s/%s", (int)path_len, target,
+            const char *p = target;
+            size_t skip;
+
+            while (p[1] == '/')
+                p++; /* the last of the leading slashes */
+            skip = p[1] == '\\' ? 2 : 1;
+            snprintf(location, loc_size, "/%s%.*s/%s", skip == 2 ? "%5C" : "",
+                     (int)(path_len - (size_t)(p - target) - skip), p + skip,
                      target + path_len);
             return 301;
         }
@@ -263,7 +280,7 @@ static ssize_t file_more(void *arg, void *buf, size_t size)
         return 0;
     if (f->fd < 0 && (n = open_beneath(f->rel, &f->fd)) != 200) {
         /* The header is out: the error closes the connection. */
-        errno = n == 404 ? ENOENT : EACCES;
+        errno = n == 404 ? ENOENT : n == 503 ? EMFILE : EACCES;
         return -1;
     }
     if (size > f->left)
@@ -351,9 +368,9 @@ static int backlogged(asyncore_dispatcher *d)
  * One deadline per connection, for two stalls that the idle timeout
  * (server_accepted) cannot see because the client keeps sending:
  *
- * - Slowloris: a client that drips a header byte now and then is never
- *   idle, so a request header must be complete within opt.timeout seconds
- *   of its first bytes.  While we do not read because too many answers are
+ * - Slowloris: a client that drips a header (or body) byte now and then is
+ *   never idle, so a request, its header and any body, must be complete
+ *   within opt.timeout seconds of its first bytes.  While we do not read because too many answers are
  *   queued, the rest of it may be waiting in the kernel: that is not the
  *   client's delay, and a client that stopped reading them is the idle
  *   timeout's to close.
@@ -585,7 +602,10 @@ static void respond_error(asyncore_dispatcher *d, int code, int keep)
 
     snprintf(text, sizeof(text), "%d %s\n", code, http_reason(code));
     respond(d, code, "text/plain; charset=utf-8", text, -1, NULL, strlen(text),
-            code == 405 ? "Allow: GET, HEAD\r\n" : NULL, keep);
+            code == 405   ? "Allow: GET, HEAD\r\n"
+            : code == 503 ? "Retry-After: 1\r\n"
+                          : NULL,
+            keep);
 }
 
 /* The request is complete: find the file and answer. */
@@ -620,7 +640,9 @@ static void headers_done(asyncore_dispatcher *d)
 {
     struct client *c = asyncore_dispatcher_user_data(d);
 
-    request_complete(c);
+    /* Every answer below ends the request's deadline (respond); a body to
+     * skip first stays under it, or a client dripping the body a byte at
+     * a time would never be idle and never be done. */
     if (c->bad_version)
         respond_error(d, 505, 0);
     else if (c->other_method)

@@ -79,6 +79,7 @@ ln -s .. "$root/up"                      # a directory out of ROOT
 ln -s "$root/one" "$root/abs-inside"     # an absolute one back into ROOT
 ln -s ../root/page.html "$root/out-and-back"
 mkfifo "$root/fifo"
+mkdir "$root/host.example"               # a directory named like a host
 SIZES="zero one mib big"
 
 # ---- asyncore-http-client against python3 -m http.server ------------------------------
@@ -599,6 +600,21 @@ EOF
     check "server: HTTP/1.1 without Host gives 400" no_host
     http2() { printf 'GET /one HTTP/2.0\r\nHost: x\r\n\r\n' | raw h2 && [ "$(status_of h2)" = 505 ]; }
     check "server: HTTP/2.0 gives 505" http2
+    # "//host.example" names ROOT/host.example, but a Location "//host.example/"
+    # is scheme-relative: browsers would follow it to that host.
+    no_offsite() {
+        printf 'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$1" |
+            raw offsite || return 1
+        loc=$(tr -d '\r' <"$tmp/offsite" | sed -n 's/^Location: //p')
+        echo "Location: $loc"
+        [ "$(status_of offsite)" = 301 ] && [ "$loc" = "$2" ]
+    }
+    check "server: GET //host.example redirects to /host.example/, never to //host.example/" \
+        no_offsite //host.example /host.example/
+    check "server: GET ///host.example?q redirects to /host.example/?q" \
+        no_offsite '///host.example?q' '/host.example/?q'
+    check "server: GET http://x//host.example redirects to /host.example/" \
+        no_offsite http://x//host.example /host.example/
     body_skipped() {
         printf 'GET /one HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /one HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
             raw gbody && [ "$(grep -ao 'HTTP/1.1 200 OK' "$tmp/gbody" | wc -l)" -eq 2 ]
@@ -663,6 +679,43 @@ if [ -n "${sa:-}" ] && command -v script >/dev/null 2>&1; then
     check "client -q draws nothing on a terminal" quiet_bar
 else
     skip "progress bar (no server or no script(1))"
+fi
+
+# ---- out of descriptors: 503, not 403 -------------------------------------------------------
+
+# A server allowed 32 descriptors; kept-alive connections take them one by
+# one, each asking for a file, until the last is accepted and its file
+# cannot be opened: that answer must be 503 with Retry-After (the trouble
+# passes), not 403 (the file is forbidden).
+if start emfile sh -c 'ulimit -n 32 && exec "$@"' sh $WRAP "$SERVER" -p 0 -r "$root"; then
+    out_of_fds() {
+        timeout $T python3 - "$addr" <<'EOF'
+import socket, sys
+host, port = sys.argv[1].rsplit(":", 1)
+conns = []
+for i in range(64):
+    s = socket.create_connection((host, int(port)), timeout=10)
+    conns.append(s)
+    s.sendall(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head = data.split(b"\r\n\r\n")[0].decode("latin-1")
+    status = head.split(" ")[1] if " " in head else "none"
+    if status != "200":
+        print("connection %d: %s" % (i + 1, head.replace("\r\n", " | ")))
+        sys.exit(0 if status == "503" and "\r\nRetry-After: " in head else 1)
+print("no error after 64 connections")
+sys.exit(1)
+EOF
+    }
+    check "server out of descriptors answers 503 with Retry-After, not 403" out_of_fds
+    stop $pid
+else
+    fail "server starts with ulimit -n 32"
 fi
 
 # ---- exit codes and lifetime ------------------------------------------------------------

@@ -28,7 +28,8 @@
 #   ever reading -- meanwhile curl gets every file whole, and the server's
 #   memory stays bounded; with $HOSTILE_IDLE_ARGS (the server's request-
 #   header deadline, default "-t 3") the slowloris connections are closed
-#   within seconds.  Afterwards the server still serves,
+#   within seconds, and so are 10 that send a whole header, then drip its
+#   body.  Afterwards the server still serves,
 #   exits 0 on SIGTERM, and no demo printed a sanitizer or valgrind report;
 #
 #   the server's idle timeout (-t 1, a server of its own): a client that
@@ -203,6 +204,12 @@ if start ours $WRAP "$SERVER" -p 0 -r "$root"; then
             cat "$tmp/idle.out"
             check "server $HOSTILE_IDLE_ARGS: the header deadline closed every slowloris connection" \
                 grep -q 'closed 100 of 100' "$tmp/idle.out"
+            # The same deadline covers a request's body: a client dripping
+            # it a byte a second is never idle, and must not be held either.
+            $PEER slowloris "$addr" --conns 10 --seconds 30 --body >"$tmp/idleb.out" 2>&1
+            cat "$tmp/idleb.out"
+            check "server $HOSTILE_IDLE_ARGS: the request deadline closed every connection dripping a body" \
+                grep -q 'closed 10 of 10' "$tmp/idleb.out"
             kill -TERM "$ipid"
             finish "$ipid"
         else
