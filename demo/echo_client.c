@@ -1,7 +1,7 @@
 /*
  * echo_client.c -- check an echo server, or talk to one.
  *
- *   asyncore-echo-client [-h HOST] [-p PORT] [-u PATH] [-c CONNS] [-n COUNT] [-s SIZE]
+ *   asyncore-echo-client [-H HOST] [-p PORT] [-u PATH] [-c CONNS] [-n COUNT] [-s SIZE]
  *
  * With -n, a load test: CONNS connections each send COUNT messages of SIZE
  * random bytes, one at a time -- send a message, wait for its whole echo,
@@ -335,7 +335,7 @@ static int start_interactive(void)
 /* The synopsis; with --help the options too, on stdout. */
 static void usage(FILE *to)
 {
-    fputs("usage: asyncore-echo-client [-h HOST] [-p PORT] [-u PATH] [-c CONNS] [-n COUNT]\n"
+    fputs("usage: asyncore-echo-client [-H HOST] [-p PORT] [-u PATH] [-c CONNS] [-n COUNT]\n"
           "                   [-s SIZE]\n", to);
     if (to == stderr) {
         fputs("Try 'asyncore-echo-client --help' for more.\n", to);
@@ -343,13 +343,14 @@ static void usage(FILE *to)
     }
     fprintf(to,
             "Send data to an echo server and check that it comes back unchanged.\n"
-            "  -h HOST   server name or address (default %s)\n"
+            "  -H, --host HOST  server name or address (default %s)\n"
             "  -p PORT   server TCP port (default %d)\n"
             "  -u PATH   connect to a Unix socket at PATH instead of TCP\n"
             "  -c CONNS  connections at once (default 1)\n"
             "  -n COUNT  messages per connection; without -n, echo stdin to stdout\n"
             "  -s SIZE   bytes per message (default 1000)\n"
-            "  --help    show this help\n",
+            "  -h, --help  show this help\n"
+            "  --version   show the program's and libasyncore's version\n",
             DEFAULT_HOST, DEFAULT_PORT);
 }
 
@@ -377,23 +378,40 @@ static double now(void)
 static int parse_args(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        { "help", no_argument, NULL, 'H' },
+        { "help", no_argument, NULL, 'h' },
+        { "host", required_argument, NULL, 'H' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     int o;
 
     argv[0] = (char *)"asyncore-echo-client"; /* getopt's messages: not libtool's path */
-    while ((o = getopt_long(argc, argv, "h:p:u:c:n:s:", longopts, NULL)) != -1) {
+    /* -h was HOST before it meant help, as in the other demos.  "-h NAME"
+     * (a word after it, where help takes none) still works, with a word
+     * on stderr: this client takes no other arguments, so it is never a
+     * mistake for one. */
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "-h") == 0 && argv[i + 1][0] != '-') {
+            fprintf(stderr, "asyncore-echo-client: -h HOST is now -H HOST\n");
+            argv[i] = (char *)"-H";
+        }
+    }
+    while ((o = getopt_long(argc, argv, "H:p:u:c:n:s:h", longopts, NULL)) != -1) {
         long *num = NULL, min = 1, max = 1L << 30;
 
         switch (o) {
-        case 'h': opt.host = optarg; break;
+        case 'H': opt.host = optarg; break;
         case 'u': opt.path = optarg; break;
         case 'p': num = &opt.port, min = 1, max = 65535; break;
         case 'c': num = &opt.conns, max = 100000; break;
         case 'n': num = &opt.count; break;
         case 's': num = &opt.size; break;
-        case 'H': usage(stdout); exit(0);
+        case 'h': usage(stdout); exit(0);
+        case 'V':
+            printf("asyncore-echo-client (libasyncore) %s\n", asyncore_version());
+            exit(0);
         default: return -1;
         }
         if (num != NULL && (*num = parse_num(optarg, min, max)) < 0) {

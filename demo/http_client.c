@@ -847,6 +847,7 @@ static void usage(FILE *to)
             "  -q           no progress bar\n"
             "  -t SECONDS   connect and idle timeout (default %g)\n"
             "  -h, --help   show this help\n"
+            "  --version    show the program's and libasyncore's version\n"
             "Several URLs need -O.  URLs on one server share a connection.\n",
             DEFAULT_CA, DEFAULT_PARALLEL, DEFAULT_TIMEOUT);
 }
@@ -855,6 +856,7 @@ static int parse_args(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { "insecure", no_argument, NULL, 'k' },
         { "cacert", required_argument, NULL, 'C' },
         { NULL, 0, NULL, 0 },
@@ -887,6 +889,9 @@ static int parse_args(int argc, char **argv)
             }
             break;
         case 'h': usage(stdout); exit(0);
+        case 'V':
+            printf("asyncore-http-client (libasyncore) %s\n", asyncore_version());
+            exit(0);
         default: return -1;
         }
     }

@@ -982,6 +982,7 @@ static void usage(FILE *to)
             "            long, or whose request header is not complete this\n"
             "            long after it began to arrive (default %g; 0: never)\n"
             "  -h, --help  show this help\n"
+            "  --version   show the program's and libasyncore's version\n"
             "Prints \"listening on HOST:PORT\" when ready; SIGINT or SIGTERM\n"
             "stops it.\n",
             DEFAULT_ADDR, DEFAULT_PORT, DEFAULT_TIMEOUT);
@@ -991,6 +992,7 @@ static int parse_args(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     char *end;
@@ -1019,6 +1021,9 @@ static int parse_args(int argc, char **argv)
             }
             break;
         case 'h': usage(stdout); exit(0);
+        case 'V':
+            printf("asyncore-http-server (libasyncore) %s\n", asyncore_version());
+            exit(0);
         default: return -1;
         }
     }

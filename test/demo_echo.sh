@@ -150,6 +150,16 @@ fi
 if [ -n "${v4:-}" ]; then
     check "client -c 50 -n 200 -s 64 against our server: 10000 messages, 0 mismatches" \
         client_ok 10000 $WRAP "$ECHO_CLIENT" -p "$v4port" -c 50 -n 200 -s 64
+    check "client -H 127.0.0.1 (the server's host) connects" \
+        client_ok 10 $WRAP "$ECHO_CLIENT" -H 127.0.0.1 -p "$v4port" -n 10
+    check "client --host 127.0.0.1 connects" \
+        client_ok 10 $WRAP "$ECHO_CLIENT" --host 127.0.0.1 -p "$v4port" -n 10
+    # -h HOST, before -h meant help as in the other demos: still accepted.
+    old_h() {
+        client_ok 10 $WRAP "$ECHO_CLIENT" -h 127.0.0.1 -p "$v4port" -n 10 &&
+            grep -q '^asyncore-echo-client: -h HOST is now -H HOST$' "$tmp/client.err"
+    }
+    check "client -h 127.0.0.1 still connects, and says to use -H" old_h
 fi
 
 refused() {
@@ -247,6 +257,18 @@ help_ok() {
 }
 check "server --help exits 0 with usage" help_ok "$ECHO_SERVER" --help
 check "client --help exits 0 with usage" help_ok "$ECHO_CLIENT" --help
+# -h is help in all four demos, as in curl and wget.
+check "server -h exits 0 with usage" help_ok "$ECHO_SERVER" -h
+check "client -h exits 0 with usage" help_ok "$ECHO_CLIENT" -h
+# version_ok PROG NAME: --version prints "NAME (libasyncore) VERSION", exit 0.
+version_ok() {
+    v=$(timeout $T "$1" --version) && echo "$v" &&
+        echo "$v" | grep -qx "$2 (libasyncore) [0-9][0-9.]*[0-9a-z.~+-]*"
+}
+check "server --version names it and libasyncore's version" \
+    version_ok "$ECHO_SERVER" asyncore-echo-server
+check "client --version names it and libasyncore's version" \
+    version_ok "$ECHO_CLIENT" asyncore-echo-client
 
 # ---- -t: a map per thread, listeners sharing the port (SO_REUSEPORT) ------
 

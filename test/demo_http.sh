@@ -763,6 +763,20 @@ help_ok() {
 }
 check "server --help exits 0 with usage" help_ok "$SERVER"
 check "client --help exits 0 with usage" help_ok "$CLIENT"
+help_h() {
+    timeout $T "$1" -h >"$tmp/help.out" 2>&1 && grep -q "^usage: " "$tmp/help.out"
+}
+check "server -h exits 0 with usage" help_h "$SERVER"
+check "client -h exits 0 with usage" help_h "$CLIENT"
+# version_ok PROG NAME: --version prints "NAME (libasyncore) VERSION", exit 0.
+version_ok() {
+    v=$(timeout $T "$1" --version) && echo "$v" &&
+        echo "$v" | grep -qx "$2 (libasyncore) [0-9][0-9.]*[0-9a-z.~+-]*"
+}
+check "server --version names it and libasyncore's version" \
+    version_ok "$SERVER" asyncore-http-server
+check "client --version names it and libasyncore's version" \
+    version_ok "$CLIENT" asyncore-http-client
 same_name() {
     mkdir -p "$tmp/same"
     fails_with samename "^asyncore-http-client: http://h/a/x and http://h/b/x would both be saved as $tmp/same/x\$" \
