@@ -43,13 +43,15 @@ fetched() {
     [ $status -eq 0 ] && [ ! -s "$tmp/$1.err" ]
 }
 
-# fails_with TAG REGEX ARGS...: the client exits 1 with exactly one line on
-# stderr, matching the extended REGEX.
+# fails_with TAG STATUS REGEX ARGS...: the client exits with STATUS (see
+# EXIT STATUS in its man page) and exactly one line on stderr, matching the
+# extended REGEX.
 fails_with() {
-    ftag=$1 fre=$2; shift 2
+    ftag=$1 fstatus=$2 fre=$3; shift 3
     client "$ftag" "$@"
     cat "$tmp/$ftag.err"
-    [ $status -eq 1 ] && [ "$(wc -l <"$tmp/$ftag.err")" -eq 1 ] &&
+    echo "exit status $status"
+    [ $status -eq $fstatus ] && [ "$(wc -l <"$tmp/$ftag.err")" -eq 1 ] &&
         grep -qE "$fre" "$tmp/$ftag.err"
 }
 
@@ -130,7 +132,7 @@ if start barrier1 python3 "$PEER" barrier; then
     # The first connection waits alone and times out; the second then
     # completes the barrier with the first's (abandoned) server thread.
     check "client -c 1 opens one connection at a time (the barrier server times out)" \
-        fails_with conc1 '^asyncore-http-client: timeout: no data from 127\.0\.0\.1:[0-9]+ for 1 s for ' \
+        fails_with conc1 6 '^asyncore-http-client: timeout: no data from 127\.0\.0\.1:[0-9]+ for 1 s for ' \
         -c 1 -t 1 -O "$tmp/conc1" "http://$addr/a" "http://127.0.0.1:$b2/b"
     stop $pid
 fi
@@ -193,18 +195,18 @@ if start redirect python3 "$PEER" redirect; then
     five() { fetched hop5 "http://$rd/hop/5" && [ "$(cat "$tmp/hop5.out")" = arrived ]; }
     check "client follows 5 relative redirects (301, 302, 303, 307, 308)" five
     check "client gives up after 5 redirects" \
-        fails_with hop6 "^asyncore-http-client: more than 5 redirects for http://$rd/hop/6\$" \
+        fails_with hop6 5 "^asyncore-http-client: more than 5 redirects for http://$rd/hop/6\$" \
         "http://$rd/hop/6"
     check "client stops a redirect loop" \
-        fails_with loop "^asyncore-http-client: more than 5 redirects for http://$rd/loop\$" \
+        fails_with loop 5 "^asyncore-http-client: more than 5 redirects for http://$rd/loop\$" \
         "http://$rd/loop"
     dots() { fetched dots "http://$rd/dots/a/b" && [ "$(cat "$tmp/dots.out")" = arrived ]; }
     check "client resolves Location '../../hop/0' against /dots/a/b" dots
     check "client follows a redirect to https (to a host that does not exist)" \
-        fails_with rdhttps "^asyncore-http-client: unknown host example\\.invalid for http://$rd/https\$" \
+        fails_with rdhttps 3 "^asyncore-http-client: unknown host example\\.invalid for http://$rd/https\$" \
         "http://$rd/https"
     check "client reports a 302 without Location as HTTP 302" \
-        fails_with noloc "^asyncore-http-client: HTTP 302 for http://$rd/nolocation\$" \
+        fails_with noloc 4 "^asyncore-http-client: HTTP 302 for http://$rd/nolocation\$" \
         "http://$rd/nolocation"
 else
     fail "redirect peer starts"
@@ -214,26 +216,26 @@ fi
 
 if start cmb python3 "$PEER" close-mid-body; then
     trunc_file() {
-        fails_with trunc "^asyncore-http-client: truncated body: got 5000 of 100000 bytes for http://$addr/len\$" \
+        fails_with trunc 5 "^asyncore-http-client: truncated body: got 5000 of 100000 bytes for http://$addr/len\$" \
             -o "$tmp/trunc.bin" "http://$addr/len" &&
             [ ! -e "$tmp/trunc.bin" ] && [ ! -e "$tmp/trunc.bin.part" ]
     }
     check "client: server closes mid-body (Content-Length): exit 1, no file, no .part" trunc_file
     trunc_dir() {
         rm -rf "$tmp/tdir"; mkdir "$tmp/tdir"
-        fails_with truncd "^asyncore-http-client: truncated chunked body: 127\\.0\\.0\\.1:$port closed before the last chunk for http://$addr/chunked\$" \
+        fails_with truncd 5 "^asyncore-http-client: truncated chunked body: 127\\.0\\.0\\.1:$port closed before the last chunk for http://$addr/chunked\$" \
             -O "$tmp/tdir" "http://$addr/chunked" && empty_dir "$tmp/tdir"
     }
     check "client: server closes mid-chunk: exit 1, DIR left empty" trunc_dir
     check "client: server closes without answering: 'empty reply'" \
-        fails_with emptyr "^asyncore-http-client: empty reply from 127\\.0\\.0\\.1:$port for http://$addr/empty\$" \
+        fails_with emptyr 5 "^asyncore-http-client: empty reply from 127\\.0\\.0\\.1:$port for http://$addr/empty\$" \
         "http://$addr/empty"
     stop $pid
 fi
 
 if start garbage python3 "$PEER" garbage-status; then
     check "client: garbage status line: exit 1 with a message" \
-        fails_with garbage "^asyncore-http-client: malformed status line from 127\\.0\\.0\\.1:$port for http://$addr/\$" \
+        fails_with garbage 5 "^asyncore-http-client: malformed status line from 127\\.0\\.0\\.1:$port for http://$addr/\$" \
         -o "$tmp/garbage.bin" "http://$addr/"
     check "client: no file after a garbage status line" test ! -e "$tmp/garbage.bin"
     stop $pid
@@ -241,10 +243,10 @@ fi
 
 if start huge python3 "$PEER" huge-header; then
     check "client: a 10 KiB header line is refused (8 KiB cap)" \
-        fails_with hline "^asyncore-http-client: header line longer than 8 KiB from 127\\.0\\.0\\.1:$port for http://$addr/line\$" \
+        fails_with hline 5 "^asyncore-http-client: header line longer than 8 KiB from 127\\.0\\.0\\.1:$port for http://$addr/line\$" \
         "http://$addr/line"
     check "client: 100 KiB of header lines are refused (64 KiB cap)" \
-        fails_with hblock "^asyncore-http-client: response header larger than 64 KiB from 127\\.0\\.0\\.1:$port for http://$addr/block\$" \
+        fails_with hblock 5 "^asyncore-http-client: response header larger than 64 KiB from 127\\.0\\.0\\.1:$port for http://$addr/block\$" \
         "http://$addr/block"
     big_ok() { fetched hok "http://$addr/ok" && [ "$(cat "$tmp/hok.out")" = fine ]; }
     check "client accepts 60 KiB of header lines" big_ok
@@ -253,20 +255,20 @@ fi
 
 if start badchunk python3 "$PEER" bad-chunk; then
     check "client: chunk size 'zz' is refused" \
-        fails_with bsize "^asyncore-http-client: bad chunk size from 127\\.0\\.0\\.1:$port for http://$addr/size\$" \
+        fails_with bsize 5 "^asyncore-http-client: bad chunk size from 127\\.0\\.0\\.1:$port for http://$addr/size\$" \
         "http://$addr/size"
     check "client: chunk data without its CRLF is refused" \
-        fails_with bcrlf "^asyncore-http-client: bad chunk from 127\\.0\\.0\\.1:$port: no CRLF after its data for http://$addr/crlf\$" \
+        fails_with bcrlf 5 "^asyncore-http-client: bad chunk from 127\\.0\\.0\\.1:$port: no CRLF after its data for http://$addr/crlf\$" \
         "http://$addr/crlf"
     stop $pid
 fi
 
 if start slow python3 "$PEER" slow; then
     check "client -t 1: a server that never answers times out" \
-        fails_with slow "^asyncore-http-client: timeout: no data from 127\\.0\\.0\\.1:$port for 1 s for http://$addr/\$" \
+        fails_with slow 6 "^asyncore-http-client: timeout: no data from 127\\.0\\.0\\.1:$port for 1 s for http://$addr/\$" \
         -t 1 "http://$addr/"
     stalled() {
-        fails_with stall "^asyncore-http-client: timeout: no data from 127\\.0\\.0\\.1:$port for 1 s for http://$addr/body\$" \
+        fails_with stall 6 "^asyncore-http-client: timeout: no data from 127\\.0\\.0\\.1:$port for 1 s for http://$addr/body\$" \
             -t 1 -o "$tmp/stall.bin" "http://$addr/body" &&
             [ ! -e "$tmp/stall.bin" ] && [ ! -e "$tmp/stall.bin.part" ]
     }
@@ -304,25 +306,25 @@ fi
 
 if start reset python3 "$PEER" reset; then
     check "client: a reset connection: exit 1 with a message" \
-        fails_with reset "^asyncore-http-client: connection to 127\\.0\\.0\\.1:$port lost: Connection reset by peer for http://$addr/\$" \
+        fails_with reset 5 "^asyncore-http-client: connection to 127\\.0\\.0\\.1:$port lost: Connection reset by peer for http://$addr/\$" \
         "http://$addr/"
     stop $pid
 fi
 
 free_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 check "client: refused port: exit 1 naming host:port" \
-    fails_with refused "^asyncore-http-client: cannot connect to 127\\.0\\.0\\.1:$free_port: Connection refused for http://127\\.0\\.0\\.1:$free_port/x\$" \
+    fails_with refused 3 "^asyncore-http-client: cannot connect to 127\\.0\\.0\\.1:$free_port: Connection refused for http://127\\.0\\.0\\.1:$free_port/x\$" \
     "http://127.0.0.1:$free_port/x"
 check "client: unknown host: exit 1 naming it" \
-    fails_with unknown "^asyncore-http-client: unknown host nosuch\\.invalid for http://nosuch\\.invalid/\$" \
+    fails_with unknown 3 "^asyncore-http-client: unknown host nosuch\\.invalid for http://nosuch\\.invalid/\$" \
     "http://nosuch.invalid/"
 check "client: ftp:// URL: exit 1, bad URL" \
-    fails_with ftp '^asyncore-http-client: bad URL \(only http:// and https:// URLs are supported\): ftp://example\.com/$' \
+    fails_with ftp 1 '^asyncore-http-client: bad URL \(only http:// and https:// URLs are supported\): ftp://example\.com/$' \
     "ftp://example.com/"
 check "client: 'http://[::1/' is a bad URL" \
-    fails_with badv6 '^asyncore-http-client: bad URL ' "http://[::1/"
+    fails_with badv6 1 '^asyncore-http-client: bad URL ' "http://[::1/"
 check "client: port 99999 is a bad URL" \
-    fails_with badport '^asyncore-http-client: bad URL ' "http://127.0.0.1:99999/"
+    fails_with badport 1 '^asyncore-http-client: bad URL ' "http://127.0.0.1:99999/"
 
 # ---- https://: openssl s_server and a server that skips close_notify ---------------
 # A self-signed certificate for the name localhost only, made here.  Every
@@ -347,10 +349,10 @@ if command -v openssl >/dev/null 2>&1 &&
                        "https://localhost:$tp/big" && same "$root/mib" "$tmp/tls.big"; }
         check "client fetches https:// from openssl s_server, byte-exact (1 MiB)" tls_ok
         check "client refuses a certificate its CA bundle does not know" \
-            fails_with tlsca "^asyncore-http-client: TLS handshake with localhost:$tp failed: certificate verify failed: self-signed certificate for https://localhost:$tp/big\$" \
+            fails_with tlsca 3 "^asyncore-http-client: TLS handshake with localhost:$tp failed: certificate verify failed: self-signed certificate for https://localhost:$tp/big\$" \
             "https://localhost:$tp/big"
         check "client refuses a certificate for another name (127.0.0.1)" \
-            fails_with tlsname "^asyncore-http-client: TLS handshake with 127\\.0\\.0\\.1:$tp failed: certificate verify failed: IP address mismatch for https://127\\.0\\.0\\.1:$tp/big\$" \
+            fails_with tlsname 3 "^asyncore-http-client: TLS handshake with 127\\.0\\.0\\.1:$tp failed: certificate verify failed: IP address mismatch for https://127\\.0\\.0\\.1:$tp/big\$" \
             --cacert "$tmp/tls.crt" "https://127.0.0.1:$tp/big"
         tls_k() { fetched tlsk -k -o "$tmp/tls.k" "https://127.0.0.1:$tp/big" &&
                       same "$root/mib" "$tmp/tls.k"; }
@@ -383,7 +385,7 @@ PY
     if start cut python3 "$tmp/cut.py" "$tmp/tls.crt" "$tmp/tls.key"; then
         tls_cut() {
             mkdir -p "$tmp/cutdir"
-            fails_with tlscut "^asyncore-http-client: truncated body: localhost:$port closed without TLS close_notify for https://localhost:$port/x\$" \
+            fails_with tlscut 5 "^asyncore-http-client: truncated body: localhost:$port closed without TLS close_notify for https://localhost:$port/x\$" \
                 --cacert "$tmp/tls.crt" -O "$tmp/cutdir" "https://localhost:$port/x" &&
                 empty_dir "$tmp/cutdir"
         }
@@ -400,7 +402,7 @@ s.listen(8)
 print("listening on 127.0.0.1:%d" % s.getsockname()[1], flush=True)
 time.sleep(600)'; then
         check "client times out a TLS handshake that never ends (-t 1)" \
-            fails_with tlsmute "^asyncore-http-client: timeout connecting to 127\\.0\\.0\\.1:$port after 1 s for https://127\\.0\\.0\\.1:$port/\$" \
+            fails_with tlsmute 6 "^asyncore-http-client: timeout connecting to 127\\.0\\.0\\.1:$port after 1 s for https://127\\.0\\.0\\.1:$port/\$" \
             -k -t 1 "https://127.0.0.1:$port/"
     else
         fail "silent TLS server starts"
@@ -442,12 +444,12 @@ if start server $WRAP "$SERVER" -p 0 -r "$root"; then
     [ -n "${rd:-}" ] &&
         check "client follows a redirect to another server, saving under the first URL's name" away
     check "client: 404 from our server: exit 1, 'HTTP 404 for URL', no file" \
-        fails_with c404 "^asyncore-http-client: HTTP 404 for http://$sa/missing\$" \
+        fails_with c404 4 "^asyncore-http-client: HTTP 404 for http://$sa/missing\$" \
         -o "$tmp/c404.bin" "http://$sa/missing"
     test ! -e "$tmp/c404.bin" || fail "client left a file after a 404"
     mixed() {
         rm -rf "$tmp/mixed"; mkdir "$tmp/mixed"
-        fails_with mixed "^asyncore-http-client: HTTP 404 for http://$sa/missing\$" \
+        fails_with mixed 4 "^asyncore-http-client: HTTP 404 for http://$sa/missing\$" \
             -O "$tmp/mixed" "http://$sa/missing" "http://$sa/mib" &&
             same "$root/mib" "$tmp/mixed/mib" && [ "$(ls -A "$tmp/mixed")" = mib ]
     }
@@ -779,7 +781,7 @@ check "client --version names it and libasyncore's version" \
     version_ok "$CLIENT" asyncore-http-client
 same_name() {
     mkdir -p "$tmp/same"
-    fails_with samename "^asyncore-http-client: http://h/a/x and http://h/b/x would both be saved as $tmp/same/x\$" \
+    fails_with samename 1 "^asyncore-http-client: http://h/a/x and http://h/b/x would both be saved as $tmp/same/x\$" \
         -O "$tmp/same" http://h/a/x http://h/b/x
 }
 check "client -O refuses two URLs with the same file name" same_name
@@ -787,9 +789,9 @@ check "client -O refuses two URLs with the same file name" same_name
 # be written to the same file, and the wrong bytes saved as "DIR/a".
 part_name() {
     mkdir -p "$tmp/pname"
-    fails_with pname "^asyncore-http-client: http://h/a and http://h/.a.part would both use $tmp/pname/\.a\.part, one as its temporary file\$" \
+    fails_with pname 1 "^asyncore-http-client: http://h/a and http://h/.a.part would both use $tmp/pname/\.a\.part, one as its temporary file\$" \
         -O "$tmp/pname" -c 2 http://h/a http://h/.a.part &&
-    fails_with pname2 "^asyncore-http-client: http://h/.a.part and http://h/a would both use $tmp/pname/\.a\.part, one as its temporary file\$" \
+    fails_with pname2 1 "^asyncore-http-client: http://h/.a.part and http://h/a would both use $tmp/pname/\.a\.part, one as its temporary file\$" \
         -O "$tmp/pname" -c 2 http://h/.a.part http://h/a && empty_dir "$tmp/pname"
 }
 check "client -O refuses a URL whose name is another's temporary name (a, .a.part)" part_name
