@@ -1,7 +1,7 @@
 /*
  * http_server.c -- serve the files under a directory over HTTP/1.1.
  *
- *   asyncore-http-server [-b ADDR] [-p PORT] [-r ROOT] [-t SECONDS]
+ *   asyncore-http-server [-b ADDR] [-p PORT] [-r ROOT] [-t SECONDS] [-l FILE]
  *
  * A small static file server in the medusa tradition: a listening
  * dispatcher hands each connection to an async_chat channel, and the
@@ -91,7 +91,10 @@ static struct {
     const char *addr, *root;
     long port;
     double timeout;
-} opt = { DEFAULT_ADDR, ".", DEFAULT_PORT, DEFAULT_TIMEOUT };
+    const char *log;        /* -l FILE: the access log, "-" for stdout */
+} opt = { DEFAULT_ADDR, ".", DEFAULT_PORT, DEFAULT_TIMEOUT, NULL };
+
+static FILE *access_log;   /* open when -l was given */
 
 static char root[PATH_MAX]; /* realpath of ROOT */
 static size_t root_len;
@@ -352,6 +355,8 @@ struct client {
     int64_t length;           /* Content-Length, -1 if none */
     int peer_closed;          /* EOF seen while answers were queued */
     int partial;              /* part of a request has arrived, not all */
+    char *request;            /* its request line as sent, for the log */
+    char peer[NI_MAXHOST];    /* the client's address, for the log */
     asyncore_timer *deadline; /* the partial header's, or the last answer's */
 };
 
@@ -517,6 +522,46 @@ static int read_all(int fd, char *buf, size_t size)
 }
 
 /*
+ * One line of the access log in the Common Log Format, as Apache's and
+ * nginx's "common" format write it:
+ *
+ *   127.0.0.1 - - [07/Dec/2026:16:04:05 +0000] "GET /a HTTP/1.1" 200 1234
+ *
+ * The request line is quoted with '"', '\\' and bytes outside printable
+ * ASCII written as \xHH, so that a client cannot forge a line or a field;
+ * "-" when none was read (a request line over the limit).  The size is
+ * that of the body, "-" for none.  The log is line-buffered: each line is
+ * out when its answer is queued, for tail -f.
+ */
+static void log_access(const struct client *c, int code, uint64_t bytes)
+{
+    char date[64];
+    time_t t = time(NULL);
+    struct tm tm;
+
+    if (access_log == NULL)
+        return;
+    strftime(date, sizeof(date), "%d/%b/%Y:%H:%M:%S %z", localtime_r(&t, &tm));
+    fprintf(access_log, "%s - - [%s] ", c->peer[0] ? c->peer : "-", date);
+    if (c->request == NULL) {
+        fputc('-', access_log);
+    } else {
+        fputc('"', access_log);
+        for (const unsigned char *p = (const unsigned char *)c->request; *p; p++) {
+            if (*p == '"' || *p == '\\' || *p < 0x20 || *p >= 0x7f)
+                fprintf(access_log, "\\x%02X", *p);
+            else
+                fputc(*p, access_log);
+        }
+        fputc('"', access_log);
+    }
+    if (bytes > 0)
+        fprintf(access_log, " %d %llu\n", code, (unsigned long long)bytes);
+    else
+        fprintf(access_log, " %d -\n", code);
+}
+
+/*
  * Queue one response: the header, and the body as @text, or as the open
  * file @fd (which this takes over) of @size bytes whose path under ROOT is
  * @rel.  The header and a body that fits beside it in ONE_PIECE_MAX are
@@ -534,6 +579,9 @@ static void respond(asyncore_dispatcher *d, int code, const char *type,
     int queued = asyncore_chat_queued(d, NULL), failed;
     asyncore_producer *p = NULL;
 
+    log_access(c, code, c->head ? 0 : size);
+    free(c->request);
+    c->request = NULL;
     /* Room: @extra is at most a Location of HTTP_TARGET_MAX bytes. */
     n = put_header(out, code, type, size, extra, keep);
     if (c->head) {
@@ -663,6 +711,10 @@ static void request_line(asyncore_dispatcher *d)
 
     if (c->line_len == 0)
         return; /* empty lines before a request are allowed (RFC 9112 2.2) */
+    if (access_log != NULL) {
+        free(c->request);
+        c->request = strndup(c->line, c->line_len); /* NULL: logged as "-" */
+    }
     if (http_parse_request_line(c->line, c->line_len, &rl) < 0 ||
         (c->target = strndup(rl.target, rl.target_len)) == NULL) {
         respond_error(d, 400, 0);
@@ -872,6 +924,7 @@ static void client_destroy(asyncore_dispatcher *d)
     request_complete(c);
     free(c->line);
     free(c->target);
+    free(c->request);
     free(c);
 }
 
@@ -897,7 +950,9 @@ static void server_accepted(asyncore_dispatcher *server, int fd,
     struct client *c = calloc(1, sizeof(*c));
     asyncore_dispatcher *d = NULL;
 
-    (void)addr, (void)len;
+    if (c != NULL && access_log != NULL &&
+        getnameinfo(addr, len, c->peer, sizeof(c->peer), NULL, 0, NI_NUMERICHOST) != 0)
+        c->peer[0] = '\0';
     if (c != NULL)
         d = asyncore_chat_new(asyncore_dispatcher_map(server), &client_handlers, c);
     if (d == NULL || asyncore_set_socket(d, fd) < 0) {
@@ -968,7 +1023,7 @@ static asyncore_dispatcher *start_server(void)
 
 static void usage(FILE *to)
 {
-    fputs("usage: asyncore-http-server [-b ADDR] [-p PORT] [-r ROOT] [-t SECONDS]\n", to);
+    fputs("usage: asyncore-http-server [-b ADDR] [-p PORT] [-r ROOT] [-t SECONDS] [-l FILE]\n", to);
     if (to == stderr) {
         fputs("Try 'asyncore-http-server --help' for more.\n", to);
         return;
@@ -981,6 +1036,8 @@ static void usage(FILE *to)
             "  -t SECONDS  close a connection that makes no progress for this\n"
             "            long, or whose request header is not complete this\n"
             "            long after it began to arrive (default %g; 0: never)\n"
+            "  -l FILE   append a line per answer to FILE in the Common Log\n"
+            "            Format (\"-\": standard output)\n"
             "  -h, --help  show this help\n"
             "  --version   show the program's and libasyncore's version\n"
             "Prints \"listening on HOST:PORT\" when ready; SIGINT or SIGTERM\n"
@@ -999,9 +1056,10 @@ static int parse_args(int argc, char **argv)
     int o;
 
     argv[0] = (char *)"asyncore-http-server"; /* getopt's messages: not libtool's path */
-    while ((o = getopt_long(argc, argv, "b:p:r:t:h", longopts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "b:p:r:t:l:h", longopts, NULL)) != -1) {
         switch (o) {
         case 'b': opt.addr = optarg; break;
+        case 'l': opt.log = optarg; break;
         case 'r': opt.root = optarg; break;
         case 'p':
             errno = 0;
@@ -1070,6 +1128,16 @@ int main(int argc, char **argv)
     }
     if (set_root() < 0)
         return 1;
+    if (opt.log != NULL) {
+        access_log = strcmp(opt.log, "-") == 0 ? stdout : fopen(opt.log, "ae");
+        if (access_log == NULL) {
+            fprintf(stderr, "asyncore-http-server: %s: %s\n", opt.log, strerror(errno));
+            if (root_fd >= 0)
+                close(root_fd);
+            return 1;
+        }
+        setvbuf(access_log, NULL, _IOLBF, 0);
+    }
     set_server_line();
     /* The signal events live on the default map's base, beside the
      * dispatchers: asyncore_loop() serves them too. */
@@ -1095,5 +1163,7 @@ int main(int argc, char **argv)
     asyncore_map_free(asyncore_map_default()); /* closes what is left */
     if (root_fd >= 0)
         close(root_fd);
+    if (access_log != NULL && access_log != stdout)
+        fclose(access_log);
     return rc;
 }

@@ -683,6 +683,39 @@ else
     skip "progress bar (no server or no script(1))"
 fi
 
+# ---- the access log (-l FILE): one line per answer, Common Log Format ------------------------
+
+if start logged $WRAP "$SERVER" -p 0 -r "$root" -l "$tmp/access.log"; then
+    lpid=$pid
+    # CLF: HOST IDENT USER [DATE] "REQUEST" STATUS BYTES
+    clf='^127\.0\.0\.1 - - \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4}\] '
+    access_log() {
+        timeout $T curl -sS -o /dev/null "http://$addr/one" &&
+            timeout $T curl -sS -I -o /dev/null "http://$addr/one" &&
+            timeout $T curl -s -o /dev/null "http://$addr/missing" &&
+            printf 'GET /a"b\\c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+                timeout $T python3 "$PEER" raw "$addr" >/dev/null || return 1
+        # Each line is written when its answer is queued: no waiting.
+        cat "$tmp/access.log"
+        [ "$(wc -l <"$tmp/access.log")" -eq 4 ] &&
+            sed -n 1p "$tmp/access.log" | grep -qE "$clf\"GET /one HTTP/1\.1\" 200 1\$" &&
+            sed -n 2p "$tmp/access.log" | grep -qE "$clf\"HEAD /one HTTP/1\.1\" 200 -\$" &&
+            sed -n 3p "$tmp/access.log" | grep -qE "$clf\"GET /missing HTTP/1\.1\" 404 [0-9]+\$" &&
+            sed -n 4p "$tmp/access.log" |
+                grep -qE "$clf\"GET /a\\\\x22b\\\\x5Cc HTTP/1\.1\" [0-9]{3} [0-9]+\$"
+    }
+    check "server -l FILE logs each answer in the Common Log Format, quotes escaped" access_log
+    stop $lpid
+else
+    fail "server starts with -l FILE"
+fi
+bad_log() {
+    timeout $T $WRAP "$SERVER" -p 0 -r "$root" -l "$tmp/none/access.log" >/dev/null 2>"$tmp/badlog.err"
+    [ $? -eq 1 ] &&
+        grep -q "^asyncore-http-server: $tmp/none/access.log: No such file or directory$" "$tmp/badlog.err"
+}
+check "server -l in a missing directory exits 1 with a message" bad_log
+
 # ---- out of descriptors: 503, not 403 -------------------------------------------------------
 
 # A server allowed 32 descriptors; kept-alive connections take them one by
