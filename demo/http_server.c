@@ -18,9 +18,11 @@
  * memory.  Because the queue is a FIFO, pipelined requests are answered in
  * order for free.
  *
- * GET and HEAD; keep-alive for HTTP/1.1 (and HTTP/1.0 that asks for it);
- * 400 for malformed requests, 403, 404, 405 with Allow, 414 and 431 for
- * oversized request lines and headers, 505 for HTTP/2 and later.  No path
+ * GET and HEAD; Last-Modified, If-Modified-Since (304) and one byte range
+ * (206, 416: see serve_file); keep-alive for HTTP/1.1 (and HTTP/1.0 that
+ * asks for it); 400 for malformed requests, 403, 404, 405 with Allow, 414
+ * and 431 for oversized request lines and headers, 503 when out of
+ * descriptors, 505 for HTTP/2 and later.  An access log with -l.  No path
  * leaves ROOT: ".." segments are refused after percent-decoding, and a
  * file is opened relative to ROOT with symlinks resolved beneath it
  * (openat2 RESOLVE_BENEATH); a path the kernel will not resolve that way
@@ -271,6 +273,7 @@ static int find_file(const char *target, char *path, size_t path_size, int *fd,
 struct file_body {
     char *rel; /* the path under ROOT, when fd is -1 */
     int fd;
+    uint64_t pos;  /* where the next read starts (a range's first byte) */
     uint64_t left; /* bytes promised by Content-Length and not yet read */
 };
 
@@ -288,15 +291,17 @@ static ssize_t file_more(void *arg, void *buf, size_t size)
     }
     if (size > f->left)
         size = (size_t)f->left;
-    n = read(f->fd, buf, size);
+    n = pread(f->fd, buf, size, (off_t)f->pos);
     if (n == 0) {
         /* The file shrank: the client would wait for the rest forever.
          * The error closes the connection instead. */
         errno = EIO;
         return -1;
     }
-    if (n > 0)
+    if (n > 0) {
+        f->pos += (uint64_t)n;
         f->left -= (uint64_t)n;
+    }
     return n;
 }
 
@@ -310,9 +315,10 @@ static void file_free(void *arg)
     free(f);
 }
 
-/* A producer of @size bytes of the open file @fd (which it owns from now
- * on, even on failure), or of @rel opened later if @fd is -1. */
-static asyncore_producer *file_producer(int fd, const char *rel, uint64_t size)
+/* A producer of @size bytes from @offset of the open file @fd (which it
+ * owns from now on, even on failure), or of @rel opened later if @fd is -1. */
+static asyncore_producer *file_producer(int fd, const char *rel, uint64_t offset,
+                                        uint64_t size)
 {
     struct file_body *f = malloc(sizeof(*f));
     asyncore_producer *p;
@@ -326,6 +332,7 @@ static asyncore_producer *file_producer(int fd, const char *rel, uint64_t size)
     if (fd >= 0)
         f->rel = NULL;
     f->fd = fd;
+    f->pos = offset;
     f->left = size;
     p = asyncore_producer_new(file_more, file_free, f);
     if (p == NULL)
@@ -352,6 +359,10 @@ struct client {
     int head, other_method;   /* HEAD; neither GET nor HEAD */
     int minor, bad_version;
     int has_host, close_tok, keep_alive_tok, te;
+    int has_ims, has_if_range;  /* If-Modified-Since, If-Range: valid dates */
+    time_t ims, if_range;
+    int if_range_other;       /* an If-Range that is not a date (an ETag) */
+    char *range;              /* the Range header's value, if any */
     int64_t length;           /* Content-Length, -1 if none */
     int peer_closed;          /* EOF seen while answers were queued */
     int partial;              /* part of a request has arrived, not all */
@@ -504,18 +515,20 @@ static size_t put_header(char *out, int code, const char *type, uint64_t size,
     return (size_t)(p - out);
 }
 
-/* Read all @size bytes of @fd into @buf; -1 if it fails or ends sooner. */
-static int read_all(int fd, char *buf, size_t size)
+/* Read all @size bytes of @fd from @offset into @buf; -1 if it fails or
+ * ends sooner. */
+static int read_all(int fd, char *buf, uint64_t offset, size_t size)
 {
     ssize_t n;
 
     while (size > 0) {
-        n = read(fd, buf, size);
+        n = pread(fd, buf, size, (off_t)offset);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             return -1;
         buf += n;
+        offset += (uint64_t)n;
         size -= (size_t)n;
     }
     return 0;
@@ -562,36 +575,38 @@ static void log_access(const struct client *c, int code, uint64_t bytes)
 }
 
 /*
- * Queue one response: the header, and the body as @text, or as the open
- * file @fd (which this takes over) of @size bytes whose path under ROOT is
- * @rel.  The header and a body that fits beside it in ONE_PIECE_MAX are
- * pushed as one piece, so that they leave in one send; a larger file
- * follows the header as a producer.  Then either read the next request or
- * close.
+ * Queue one response: the header, and the body as @text, or as @size
+ * bytes from @offset of the open file @fd (which this takes over) whose
+ * path under ROOT is @rel.  The header and a body that fits beside it in
+ * ONE_PIECE_MAX are pushed as one piece, so that they leave in one send; a
+ * larger file follows the header as a producer.  A 304 has no body, its
+ * Content-Length is the one a 200 would have.  Then either read the next
+ * request or close.
  */
 static void respond(asyncore_dispatcher *d, int code, const char *type,
-                    const char *text, int fd, const char *rel, uint64_t size,
-                    const char *extra, int keep)
+                    const char *text, int fd, const char *rel, uint64_t offset,
+                    uint64_t size, const char *extra, int keep)
 {
     static char out[ONE_PIECE_MAX];
     struct client *c = asyncore_dispatcher_user_data(d);
     size_t n, body = 0;
     int queued = asyncore_chat_queued(d, NULL), failed;
+    int no_body = c->head || code == 304;
     asyncore_producer *p = NULL;
 
-    log_access(c, code, c->head ? 0 : size);
+    log_access(c, code, no_body ? 0 : size);
     free(c->request);
     c->request = NULL;
     /* Room: @extra is at most a Location of HTTP_TARGET_MAX bytes. */
     n = put_header(out, code, type, size, extra, keep);
-    if (c->head) {
+    if (no_body) {
         /* No body. */
     } else if (text != NULL) {
         memcpy(out + n, text, (size_t)size); /* error pages: a short line */
         body = (size_t)size;
     } else if (fd >= 0 && size <= sizeof(out) - n) {
         body = (size_t)size;
-        if (read_all(fd, out + n, body) < 0) {
+        if (read_all(fd, out + n, offset, body) < 0) {
             /* Changed under us: the header would promise what we lack. */
             close(fd);
             asyncore_close(d);
@@ -604,7 +619,7 @@ static void respond(asyncore_dispatcher *d, int code, const char *type,
             close(fd);
             fd = -1;
         }
-        p = file_producer(fd, rel, size);
+        p = file_producer(fd, rel, offset, size);
         fd = -1;
         if (p == NULL) {
             asyncore_close(d);
@@ -649,11 +664,62 @@ static void respond_error(asyncore_dispatcher *d, int code, int keep)
     char text[128];
 
     snprintf(text, sizeof(text), "%d %s\n", code, http_reason(code));
-    respond(d, code, "text/plain; charset=utf-8", text, -1, NULL, strlen(text),
+    respond(d, code, "text/plain; charset=utf-8", text, -1, NULL, 0, strlen(text),
             code == 405   ? "Allow: GET, HEAD\r\n"
             : code == 503 ? "Retry-After: 1\r\n"
                           : NULL,
             keep);
+}
+
+/*
+ * Answer with the open regular file @fd (@path as requested, @rel under
+ * ROOT), taking the request's conditions into account:
+ *
+ * - If-Modified-Since, when the file is not newer: 304, no body.
+ * - Range, one byte range: 206 with Content-Range and those bytes, or 416
+ *   with "Content-Range: bytes STAR/SIZE" when no byte of the file is in
+ *   it; several ranges, or one we do not understand, get the whole file.
+ *   With If-Range, only when its date is the file's Last-Modified (an
+ *   ETag never matches: we send none).
+ *
+ * Every answer says Last-Modified and Accept-Ranges: bytes, which is what
+ * lets curl -C - and wget -c resume a download.
+ */
+static void serve_file(asyncore_dispatcher *d, const char *path, const char *rel,
+                       int fd, const struct stat *sb, int keep)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+    uint64_t size = (uint64_t)sb->st_size, first = 0, last = 0;
+    char lm[40], extra[200];
+    int n, range = -1;
+
+    http_format_date(sb->st_mtime, lm, sizeof(lm));
+    n = snprintf(extra, sizeof(extra), "Last-Modified: %s\r\nAccept-Ranges: bytes\r\n", lm);
+    if (c->has_ims && sb->st_mtime <= c->ims) {
+        close(fd);
+        respond(d, 304, http_content_type(path), "", -1, NULL, 0, size, extra, keep);
+        return;
+    }
+    if (c->range != NULL && !c->if_range_other &&
+        (!c->has_if_range || c->if_range == sb->st_mtime))
+        range = http_parse_range(c->range, strlen(c->range), size, &first, &last);
+    if (range == 0) {
+        static const char text[] = "416 Range Not Satisfiable\n";
+
+        close(fd);
+        snprintf(extra + n, sizeof(extra) - (size_t)n,
+                 "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
+        respond(d, 416, "text/plain; charset=utf-8", text, -1, NULL, 0,
+                sizeof(text) - 1, extra, keep);
+    } else if (range == 1) {
+        snprintf(extra + n, sizeof(extra) - (size_t)n,
+                 "Content-Range: bytes %llu-%llu/%llu\r\n", (unsigned long long)first,
+                 (unsigned long long)last, (unsigned long long)size);
+        respond(d, 206, http_content_type(path), NULL, fd, rel, first,
+                last - first + 1, extra, keep);
+    } else {
+        respond(d, 200, http_content_type(path), NULL, fd, rel, 0, size, extra, keep);
+    }
 }
 
 /* The request is complete: find the file and answer. */
@@ -673,11 +739,10 @@ static void serve(asyncore_dispatcher *d)
     if (code == 200) {
         while (*rel == '/')
             rel++;
-        respond(d, 200, http_content_type(path), NULL, fd, rel,
-                (uint64_t)sb.st_size, NULL, keep);
+        serve_file(d, path, rel, fd, &sb, keep);
     } else if (code == 301) {
         snprintf(extra, sizeof(extra), "Location: %s\r\n", location);
-        respond(d, 301, "text/plain; charset=utf-8", "", -1, NULL, 0, extra, keep);
+        respond(d, 301, "text/plain; charset=utf-8", "", -1, NULL, 0, 0, extra, keep);
     } else {
         respond_error(d, code, keep && code != 400);
     }
@@ -726,6 +791,9 @@ static void request_line(asyncore_dispatcher *d)
     c->bad_version = rl.major != 1;
     c->minor = rl.minor;
     c->has_host = c->close_tok = c->keep_alive_tok = c->te = 0;
+    c->has_ims = c->has_if_range = c->if_range_other = 0;
+    free(c->range);
+    c->range = NULL;
     c->length = -1;
     c->header_bytes = c->line_len;
     c->st = Q_HEADER;
@@ -761,6 +829,16 @@ static void header_line(asyncore_dispatcher *d)
             return;
         }
         c->length = (int64_t)n;
+    } else if (http_name_is(name, nlen, "If-Modified-Since")) {
+        /* An invalid date is ignored (RFC 9110 13.1.3). */
+        c->has_ims = http_parse_date(value, vlen, &c->ims) == 0;
+    } else if (http_name_is(name, nlen, "If-Range")) {
+        c->has_if_range = http_parse_date(value, vlen, &c->if_range) == 0;
+        c->if_range_other = !c->has_if_range;
+    } else if (http_name_is(name, nlen, "Range") && c->range == NULL) {
+        /* Kept until the file's size is known; NULL without memory: the
+         * whole file then, as for a Range we do not understand. */
+        c->range = strndup(value, vlen);
     }
 }
 
@@ -925,6 +1003,7 @@ static void client_destroy(asyncore_dispatcher *d)
     free(c->line);
     free(c->target);
     free(c->request);
+    free(c->range);
     free(c);
 }
 

@@ -520,6 +520,70 @@ if start server $WRAP "$SERVER" -p 0 -r "$root"; then
             grep -q '^Content-Type: text/html' "$tmp/ct"
     }
     check "server: Content-Type text/html for .html" ctype
+
+    # Conditional and partial GETs: Last-Modified, If-Modified-Since (304),
+    # one byte range (206 with Content-Range; 416 past the end), and so a
+    # resumed download (curl -C -).
+    # head_of URL [CURL-ARGS]: the response header, CRs dropped, in $tmp/hd.
+    head_of() { u=$1; shift; rm -f "$tmp/body"; timeout $T curl -s -D - -o "$tmp/body" "$@" "$u" | tr -d '\r' >"$tmp/hd"; }
+    mtime_of() { LC_ALL=C date -u -r "$1" '+%a, %d %b %Y %H:%M:%S GMT'; }
+    last_modified() {
+        head_of "http://$sa/mib" -I && grep '^Last-Modified' "$tmp/hd" &&
+            grep -qx "Last-Modified: $(mtime_of "$root/mib")" "$tmp/hd" &&
+            grep -qx 'Accept-Ranges: bytes' "$tmp/hd"
+    }
+    check "server: Last-Modified is the file's mtime, and Accept-Ranges: bytes" last_modified
+    not_modified() {
+        head_of "http://$sa/mib" -H "If-Modified-Since: $(mtime_of "$root/mib")" &&
+            grep -q '^HTTP/1.1 304 ' "$tmp/hd" && [ ! -s "$tmp/body" ] &&
+            [ "$(code "http://$sa/mib" -H 'If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT')" = 200 ] &&
+            [ "$(code "http://$sa/mib" -H 'If-Modified-Since: Saturday, 01-Jan-00 00:00:00 GMT')" = 200 ] &&
+            [ "$(code "http://$sa/mib" -H 'If-Modified-Since: not a date')" = 200 ] &&
+            [ "$(code "http://$sa/mib" -z "$root/mib")" = 304 ]
+    }
+    check "server: If-Modified-Since gives 304 without a body when the file is not newer, else 200" \
+        not_modified
+    # slice FILE FIRST COUNT: COUNT bytes of FILE from FIRST, to stdout.
+    slice() { tail -c +$(($2 + 1)) "$1" | head -c "$3"; }
+    one_range() {
+        head_of "http://$sa/mib" -r 100-199 && grep -q '^HTTP/1.1 206 ' "$tmp/hd" &&
+            grep -qx 'Content-Range: bytes 100-199/1048576' "$tmp/hd" &&
+            grep -qx 'Content-Length: 100' "$tmp/hd" &&
+            slice "$root/mib" 100 100 | cmp -s - "$tmp/body"
+    }
+    check "server: Range bytes=100-199 gives 206, Content-Range and those 100 bytes" one_range
+    big_range() {
+        head_of "http://$sa/big" -r 10000000- && grep -q '^HTTP/1.1 206 ' "$tmp/hd" &&
+            grep -qx "Content-Range: bytes 10000000-$(((20 << 20) - 1))/$((20 << 20))" "$tmp/hd" &&
+            slice "$root/big" 10000000 $((20 << 20)) | cmp -s - "$tmp/body"
+    }
+    check "server: Range bytes=10000000- of 20 MiB (streamed) gives the tail, byte-exact" big_range
+    suffix_range() {
+        head_of "http://$sa/mib" -r -5 && grep -q '^HTTP/1.1 206 ' "$tmp/hd" &&
+            tail -c 5 "$root/mib" | cmp -s - "$tmp/body"
+    }
+    check "server: Range bytes=-5 gives the last 5 bytes" suffix_range
+    unsatisfiable() {
+        head_of "http://$sa/mib" -r 2000000- && grep -q '^HTTP/1.1 416 ' "$tmp/hd" &&
+            grep -qx 'Content-Range: bytes \*/1048576' "$tmp/hd"
+    }
+    check "server: Range past the end gives 416 with Content-Range: bytes */SIZE" unsatisfiable
+    several_ranges() {
+        head_of "http://$sa/one" -r 0-0,2-3 && grep -q '^HTTP/1.1 200 ' "$tmp/hd" &&
+            cmp -s "$root/one" "$tmp/body"
+    }
+    check "server: several ranges get the whole file (200)" several_ranges
+    if_range() {
+        [ "$(code "http://$sa/mib" -r 0-9 -H "If-Range: $(mtime_of "$root/mib")")" = 206 ] &&
+            [ "$(code "http://$sa/mib" -r 0-9 -H 'If-Range: Sat, 01 Jan 2000 00:00:00 GMT')" = 200 ] &&
+            [ "$(code "http://$sa/mib" -r 0-9 -H 'If-Range: "an-etag"')" = 200 ]
+    }
+    check "server: If-Range: the range only if the date is the file's Last-Modified" if_range
+    resume() {
+        head -c 300000 "$root/big" >"$tmp/resumed"
+        timeout $T curl -sS -f -C - -o "$tmp/resumed" "http://$sa/big" && same "$root/big" "$tmp/resumed"
+    }
+    check "curl -C - resumes 20 MiB from our server after 300000 bytes (SHA-256)" resume
     keepalive() {
         timeout $T curl -sv -o /dev/null -o /dev/null "http://$sa/one" "http://$sa/mib" \
             2>"$tmp/curlv" && grep -q 'Re-using existing connection' "$tmp/curlv"
@@ -574,6 +638,26 @@ EOF
     }
     check "server answers pipelined large, small and HEAD requests in order, byte-exact" \
         pipelined_mixed
+    # A large range queued behind another answer is read from the file
+    # opened again when its turn comes, from the range's first byte.
+    pipelined_range() {
+        printf 'GET /mib HTTP/1.1\r\nHost: x\r\n\r\nGET /big HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-200999\r\nConnection: close\r\n\r\n' |
+            raw piper || return 1
+        python3 - "$tmp/piper" "$root" <<'EOF'
+import sys
+data = open(sys.argv[1], "rb").read()
+mib = open(sys.argv[2] + "/mib", "rb").read()
+big = open(sys.argv[2] + "/big", "rb").read()
+for status, want in ((b"200 OK", mib), (b"206 Partial Content", big[1000:201000])):
+    head, sep, data = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 " + status + b"\r\n"), head
+    assert sep and data[:len(want)] == want
+    data = data[len(want):]
+assert data == b"", data
+EOF
+    }
+    check "server answers a pipelined 200 KB range behind a 1 MiB answer, byte-exact" \
+        pipelined_range
     half_close() {
         printf 'GET /mib HTTP/1.1\r\nHost: x\r\n\r\n' | raw half --half-close &&
             [ "$(wc -c <"$tmp/half")" -gt $((1 << 20)) ]
