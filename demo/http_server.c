@@ -386,10 +386,10 @@ static int backlogged(asyncore_dispatcher *d)
  *
  * - Slowloris: a client that drips a header (or body) byte now and then is
  *   never idle, so a request, its header and any body, must be complete
- *   within opt.timeout seconds of its first bytes.  While we do not read because too many answers are
- *   queued, the rest of it may be waiting in the kernel: that is not the
- *   client's delay, and a client that stopped reading them is the idle
- *   timeout's to close.
+ *   within opt.timeout seconds of its first bytes.  While we do not read
+ *   because too many answers are queued, the rest of it may be waiting in
+ *   the kernel: that is not the client's delay, and a client that stopped
+ *   reading them is the idle timeout's to close.
  * - After the last answer (Q_DONE) the client's bytes are read and
  *   dropped, so each of them would reset the idle timeout, and a client
  *   that drips and never reads would be held for ever.  So that answer
