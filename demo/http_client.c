@@ -429,7 +429,8 @@ static void headers_done(struct conn *c)
     if (code >= 100 && code < 200) {
         /* An interim response (100 Continue): the real one follows. */
         if (code == 101) {
-            conn_fail(c, EXIT_PROTOCOL, "unexpected 101 Switching Protocols from %s", c->peer);
+            conn_fail(c, EXIT_PROTOCOL, "unexpected 101 Switching Protocols from %s",
+                      c->peer);
             return;
         }
         c->st = R_STATUS;
@@ -605,7 +606,8 @@ static void conn_found(asyncore_dispatcher *d)
         break;
     case R_CHUNK_END:
         if (c->line_len != 0)
-            conn_fail(c, EXIT_PROTOCOL, "bad chunk from %s: no CRLF after its data", c->peer);
+            conn_fail(c, EXIT_PROTOCOL, "bad chunk from %s: no CRLF after its data",
+                      c->peer);
         else
             c->st = R_CHUNK_SIZE;
         break;
@@ -631,9 +633,11 @@ static void conn_idle(asyncore_dispatcher *d)
     struct conn *c = asyncore_dispatcher_user_data(d);
 
     if (asyncore_dispatcher_connected(d))
-        conn_fail(c, EXIT_TIMEOUT, "timeout: no data from %s for %g s", c->peer, opt.timeout);
+        conn_fail(c, EXIT_TIMEOUT, "timeout: no data from %s for %g s", c->peer,
+                  opt.timeout);
     else
-        conn_fail(c, EXIT_TIMEOUT, "timeout connecting to %s after %g s", c->peer, opt.timeout);
+        conn_fail(c, EXIT_TIMEOUT, "timeout connecting to %s after %g s", c->peer,
+                  opt.timeout);
 }
 
 /* Why a close in state @c->st means a failed response. */
@@ -642,15 +646,18 @@ static void fail_closed(struct conn *c, int err)
     if (err != 0)
         conn_fail(c, EXIT_PROTOCOL, "connection to %s lost: %s", c->peer, strerror(err));
     else if (c->st == R_BODY)
-        conn_fail(c, EXIT_PROTOCOL, "truncated body: got %" PRIu64 " of %" PRId64 " bytes",
+        conn_fail(c, EXIT_PROTOCOL,
+                  "truncated body: got %" PRIu64 " of %" PRId64 " bytes",
                   c->body_got, c->length);
     else if (c->st >= R_CHUNK_SIZE)
-        conn_fail(c, EXIT_PROTOCOL, "truncated chunked body: %s closed before the last chunk",
+        conn_fail(c, EXIT_PROTOCOL,
+                  "truncated chunked body: %s closed before the last chunk",
                   c->peer);
     else if (!c->got_any)
         conn_fail(c, EXIT_PROTOCOL, "empty reply from %s", c->peer);
     else
-        conn_fail(c, EXIT_PROTOCOL, "%s closed the connection in the response header", c->peer);
+        conn_fail(c, EXIT_PROTOCOL, "%s closed the connection in the response header",
+                  c->peer);
 }
 
 static void conn_closed(asyncore_dispatcher *d)
@@ -683,7 +690,8 @@ static void conn_error(asyncore_dispatcher *d, int err, const char *op)
     const char *tls = asyncore_tls_last_error(d); /* OpenSSL's reason */
 
     if (strcmp(op, "connect") == 0 && err == ETIMEDOUT)
-        conn_fail(c, EXIT_TIMEOUT, "timeout connecting to %s after %g s", c->peer, opt.timeout);
+        conn_fail(c, EXIT_TIMEOUT, "timeout connecting to %s after %g s", c->peer,
+                  opt.timeout);
     else if (strcmp(op, "connect") == 0)
         conn_fail(c, EXIT_CONNECT, "cannot connect to %s: %s", c->peer, strerror(err));
     else if (strcmp(op, "tls") == 0)
@@ -784,7 +792,8 @@ static void conn_open(struct job *j)
         if (errno == EHOSTUNREACH && !is_numeric(c->host))
             conn_fail(c, EXIT_CONNECT, "unknown host %s", c->host);
         else
-            conn_fail(c, EXIT_CONNECT, "cannot connect to %s: %s", c->peer, strerror(errno));
+            conn_fail(c, EXIT_CONNECT, "cannot connect to %s: %s", c->peer,
+                      strerror(errno));
         return;
     }
     send_request(c);

@@ -694,7 +694,8 @@ static void serve_file(asyncore_dispatcher *d, const char *path, const char *rel
     int n, range = -1;
 
     http_format_date(sb->st_mtime, lm, sizeof(lm));
-    n = snprintf(extra, sizeof(extra), "Last-Modified: %s\r\nAccept-Ranges: bytes\r\n", lm);
+    n = snprintf(extra, sizeof(extra), "Last-Modified: %s\r\nAccept-Ranges: bytes\r\n",
+                 lm);
     if (c->has_ims && sb->st_mtime <= c->ims) {
         close(fd);
         respond(d, 304, http_content_type(path), "", -1, NULL, 0, size, extra, keep);
@@ -1102,7 +1103,8 @@ static asyncore_dispatcher *start_server(void)
 
 static void usage(FILE *to)
 {
-    fputs("usage: asyncore-http-server [-b ADDR] [-p PORT] [-r ROOT] [-t SECONDS] [-l FILE]\n", to);
+    fputs("usage: asyncore-http-server [-b ADDR] [-p PORT] [-r ROOT] [-t SECONDS]\n"
+          "                   [-l FILE]\n", to);
     if (to == stderr) {
         fputs("Try 'asyncore-http-server --help' for more.\n", to);
         return;
