@@ -1,7 +1,7 @@
 /*
  * echo_client.c -- check an echo server, or talk to one.
  *
- *   asyncore-echo-client [-h HOST] [-p PORT] [-u PATH] [-c CONNS] [-n COUNT] [-s SIZE]
+ *   asyncore-echo-client [-H HOST] [-p PORT] [-u PATH] [-c CONNS] [-n COUNT] [-s SIZE]
  *
  * With -n, a load test: CONNS connections each send COUNT messages of SIZE
  * random bytes, one at a time -- send a message, wait for its whole echo,
@@ -15,8 +15,9 @@
  *
  * Every connection is a dispatcher_with_send, so asyncore_send() never
  * loses what the socket could not take at once.  Exit status: 0 when every
- * byte came back unchanged, 1 on a mismatch, a failed connect or a
- * connection closed early, 2 on bad usage.
+ * byte came back unchanged; else the lowest of 1 (a local failure), 3 (a
+ * failed connect) and 5 (a mismatch or a connection closed early); 2 on
+ * bad usage.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -49,10 +50,28 @@ static struct {
 
 static char peer[300]; /* "HOST:PORT" or PATH, for messages */
 
-/* Say what went wrong, once: with 50 connections to a closed port, one
- * line is clearer than fifty.  The summary counts every failure. */
-static void fail(const char *what, int err)
+/* The exit statuses, one for each kind of failure; of several, the lowest
+ * is the one returned. */
+enum {
+    EXIT_OTHER = 1,    /* a local failure: memory, the event loop */
+    EXIT_USAGE = 2,    /* bad usage */
+    EXIT_CONNECT = 3,  /* the server cannot be reached */
+    EXIT_PROTOCOL = 5  /* an echo that differs, or never came back */
+};
+static int fail_status;
+
+static void note_status(int status)
 {
+    if (fail_status == 0 || status < fail_status)
+        fail_status = status;
+}
+
+/* Say what went wrong, once: with 50 connections to a closed port, one
+ * line is clearer than fifty.  The summary counts every failure, and the
+ * exit status says the worst kind (see note_status). */
+static void fail(int status, const char *what, int err)
+{
+    note_status(status);
     if (stats.failures++ == 0)
         fprintf(stderr, "asyncore-echo-client: %s %s%s%s\n", what, peer,
                 err ? ": " : "", err ? strerror(err) : "");
@@ -62,8 +81,10 @@ static void fail(const char *what, int err)
  * unreachable server; anything else broke an open connection. */
 static void conn_error(asyncore_dispatcher *d, int err, const char *op)
 {
-    fail(strcmp(op, "connect") == 0 ? "cannot connect to" : "connection lost to",
-         err);
+    if (strcmp(op, "connect") == 0)
+        fail(EXIT_CONNECT, "cannot connect to", err);
+    else
+        fail(EXIT_PROTOCOL, "connection lost to", err);
     asyncore_close(d);
 }
 
@@ -76,7 +97,7 @@ static int connect_server(asyncore_dispatcher *d)
     if ((opt.path != NULL && asyncore_create_socket(d, AF_UNIX, SOCK_STREAM) < 0) ||
         asyncore_connect_host(d, opt.path ? opt.path : opt.host,
                               (unsigned)opt.port) < 0) {
-        fail("cannot connect to", errno);
+        fail(EXIT_CONNECT, "cannot connect to", errno);
         asyncore_close(d); /* no hook ran, so it is still open */
         return -1;
     }
@@ -146,7 +167,7 @@ static void load_read(asyncore_dispatcher *d)
 /* The server closed before echoing everything we sent. */
 static void load_close(asyncore_dispatcher *d)
 {
-    fail("connection closed early by", 0);
+    fail(EXIT_PROTOCOL, "connection closed early by", 0);
     asyncore_close(d);
 }
 
@@ -175,7 +196,7 @@ static void start_load(void)
             d = asyncore_dispatcher_with_send_new(NULL, &load_handlers, c);
         if (d == NULL) {
             free(c);
-            fail("out of memory for", ENOMEM);
+            fail(EXIT_OTHER, "out of memory for", ENOMEM);
             return;
         }
         /* From here on the dispatcher owns c: its destroy hook frees it. */
@@ -207,7 +228,7 @@ static void input_read(asyncore_dispatcher *d)
         return;
     if (evbuffer_add(unechoed, buf, (size_t)n) < 0 ||
         asyncore_send(server_conn, buf, (size_t)n) < 0) {
-        fail("out of memory talking to", ENOMEM);
+        fail(EXIT_OTHER, "out of memory talking to", ENOMEM);
         asyncore_close_all(NULL);
     }
 }
@@ -282,7 +303,7 @@ static void talk_read(asyncore_dispatcher *d)
 
 static void talk_close(asyncore_dispatcher *d)
 {
-    fail("connection closed early by", 0);
+    fail(EXIT_PROTOCOL, "connection closed early by", 0);
     asyncore_close(d);
     asyncore_close_all(NULL); /* stdin too: nobody to send it to */
 }
@@ -310,12 +331,12 @@ static int start_interactive(void)
 {
     unechoed = evbuffer_new();
     if (unechoed == NULL) {
-        fail("out of memory for", ENOMEM);
+        fail(EXIT_OTHER, "out of memory for", ENOMEM);
         return -1;
     }
     server_conn = asyncore_dispatcher_with_send_new(NULL, &talk_handlers, NULL);
     if (server_conn == NULL) {
-        fail("out of memory for", ENOMEM);
+        fail(EXIT_OTHER, "out of memory for", ENOMEM);
         return -1;
     }
     if (connect_server(server_conn) < 0)
@@ -335,7 +356,7 @@ static int start_interactive(void)
 /* The synopsis; with --help the options too, on stdout. */
 static void usage(FILE *to)
 {
-    fputs("usage: asyncore-echo-client [-h HOST] [-p PORT] [-u PATH] [-c CONNS] [-n COUNT]\n"
+    fputs("usage: asyncore-echo-client [-H HOST] [-p PORT] [-u PATH] [-c CONNS] [-n COUNT]\n"
           "                   [-s SIZE]\n", to);
     if (to == stderr) {
         fputs("Try 'asyncore-echo-client --help' for more.\n", to);
@@ -343,13 +364,14 @@ static void usage(FILE *to)
     }
     fprintf(to,
             "Send data to an echo server and check that it comes back unchanged.\n"
-            "  -h HOST   server name or address (default %s)\n"
+            "  -H, --host HOST  server name or address (default %s)\n"
             "  -p PORT   server TCP port (default %d)\n"
             "  -u PATH   connect to a Unix socket at PATH instead of TCP\n"
             "  -c CONNS  connections at once (default 1)\n"
             "  -n COUNT  messages per connection; without -n, echo stdin to stdout\n"
             "  -s SIZE   bytes per message (default 1000)\n"
-            "  --help    show this help\n",
+            "  -h, --help  show this help\n"
+            "  --version   show the program's and libasyncore's version\n",
             DEFAULT_HOST, DEFAULT_PORT);
 }
 
@@ -377,23 +399,40 @@ static double now(void)
 static int parse_args(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        { "help", no_argument, NULL, 'H' },
+        { "help", no_argument, NULL, 'h' },
+        { "host", required_argument, NULL, 'H' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     int o;
 
     argv[0] = (char *)"asyncore-echo-client"; /* getopt's messages: not libtool's path */
-    while ((o = getopt_long(argc, argv, "h:p:u:c:n:s:", longopts, NULL)) != -1) {
+    /* -h was HOST before it meant help, as in the other demos.  "-h NAME"
+     * (a word after it, where help takes none) still works, with a word
+     * on stderr: this client takes no other arguments, so it is never a
+     * mistake for one. */
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "-h") == 0 && argv[i + 1][0] != '-') {
+            fprintf(stderr, "asyncore-echo-client: -h HOST is now -H HOST\n");
+            argv[i] = (char *)"-H";
+        }
+    }
+    while ((o = getopt_long(argc, argv, "H:p:u:c:n:s:h", longopts, NULL)) != -1) {
         long *num = NULL, min = 1, max = 1L << 30;
 
         switch (o) {
-        case 'h': opt.host = optarg; break;
+        case 'H': opt.host = optarg; break;
         case 'u': opt.path = optarg; break;
         case 'p': num = &opt.port, min = 1, max = 65535; break;
         case 'c': num = &opt.conns, max = 100000; break;
         case 'n': num = &opt.count; break;
         case 's': num = &opt.size; break;
-        case 'H': usage(stdout); exit(0);
+        case 'h': usage(stdout); exit(0);
+        case 'V':
+            printf("asyncore-echo-client (libasyncore) %s\n", asyncore_version());
+            exit(0);
         default: return -1;
         }
         if (num != NULL && (*num = parse_num(optarg, min, max)) < 0) {
@@ -419,7 +458,7 @@ int main(int argc, char **argv)
 
     if (parse_args(argc, argv) < 0) {
         usage(stderr);
-        return 2;
+        return EXIT_USAGE;
     }
     interactive = opt.count == 0;
     if (opt.path != NULL)
@@ -434,7 +473,7 @@ int main(int argc, char **argv)
     else if (!interactive)
         start_load();
     if (asyncore_loop(NULL, -1.0, ASYNCORE_FOREVER) < 0)
-        fail("event loop failed talking to", errno);
+        fail(EXIT_OTHER, "event loop failed talking to", errno);
 
     fprintf(interactive ? stderr : stdout,
             "%lu messages, %llu bytes, %lu mismatches, %.3f seconds\n",
@@ -442,5 +481,7 @@ int main(int argc, char **argv)
     asyncore_map_free(asyncore_map_default());
     if (unechoed != NULL)
         evbuffer_free(unechoed);
-    return stats.failures || stats.mismatches ? 1 : 0;
+    if (stats.mismatches)
+        note_status(EXIT_PROTOCOL);
+    return fail_status;
 }

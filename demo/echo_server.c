@@ -386,6 +386,7 @@ static void usage(FILE *to)
             "  -R        re-evaluate every connection's readable()/writable()\n"
             "            before each wait, as asyncore's poll() did (slower)\n"
             "  -h, --help  show this help\n"
+            "  --version   show the program's and libasyncore's version\n"
             "Prints \"listening on HOST:PORT\" (or PATH) when ready; SIGINT or\n"
             "SIGTERM stops it.\n",
             DEFAULT_ADDR, DEFAULT_PORT);
@@ -422,6 +423,7 @@ static int parse_args(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     int o;
@@ -445,6 +447,9 @@ static int parse_args(int argc, char **argv)
             }
             break;
         case 'h': usage(stdout); exit(0);
+        case 'V':
+            printf("asyncore-echo-server (libasyncore) %s\n", asyncore_version());
+            exit(0);
         default: return -1;
         }
     }

@@ -34,14 +34,18 @@
  * cut by an attacker.
  *
  * A body is written to FILE.part (or DIR/.NAME.part) and renamed to its
- * final name only once complete; a failed transfer removes it.
+ * final name only once complete; a failed transfer removes it, and so do
+ * SIGINT and SIGTERM.
  *
- * Exit status: 0 when every URL was fetched with a 2xx status, 1 if any
- * failed (one line on stderr says why), 2 on bad usage.
+ * Exit status: 0 when every URL was fetched with a 2xx status; if any
+ * failed (one line on stderr says why), the lowest of 1 (a local failure),
+ * 3 (connect), 4 (HTTP status), 5 (protocol), 6 (timeout); 2 on bad usage;
+ * 128 + the signal's number after SIGINT or SIGTERM.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,8 +91,22 @@ struct job {
     FILE *out;              /* open while the body is written */
 };
 
+/* The exit statuses: one for each kind of failure, so that a script can
+ * tell a server that is down from a missing page, a broken response or a
+ * slow one.  Of several failures, the lowest status is the one reported. */
+enum {
+    EXIT_OTHER = 1,    /* a local failure: a file, memory, CA certificates */
+    EXIT_USAGE = 2,    /* bad usage */
+    EXIT_CONNECT = 3,  /* unknown host, refused, TLS handshake failed */
+    EXIT_HTTP = 4,     /* a final status other than 2xx */
+    EXIT_PROTOCOL = 5, /* a malformed, cut or lost response; redirects */
+    EXIT_TIMEOUT = 6   /* no connection or no data within -t */
+};
+
 static TAILQ_HEAD(, job) pending = TAILQ_HEAD_INITIALIZER(pending);
 static int jobs_total, jobs_done, jobs_failed;
+static int fail_status;     /* the lowest EXIT_ of the failed jobs */
+static int got_signal;      /* SIGINT or SIGTERM ended the transfers */
 
 static struct {
     int on;                 /* stderr is a terminal and not -q */
@@ -179,8 +197,10 @@ static void job_drop_output(struct job *j)
     j->out = NULL;
 }
 
-static void job_fail(struct job *j, const char *why)
+static void job_fail(struct job *j, int status, const char *why)
 {
+    if (fail_status == 0 || status < fail_status)
+        fail_status = status;
     job_drop_output(j);
     say("%s for %s", why, j->arg);
     jobs_done++;
@@ -194,7 +214,7 @@ static void job_succeed(struct job *j)
 
     j->out = NULL;
     if (out == stdout && fflush(stdout) != 0) {
-        job_fail(j, strerror(errno));
+        job_fail(j, EXIT_OTHER, strerror(errno));
         return;
     }
     if (out != stdout && (fclose(out) != 0 || rename(j->part, j->path) != 0)) {
@@ -202,7 +222,7 @@ static void job_succeed(struct job *j)
 
         snprintf(why, sizeof(why), "cannot write %s: %s", j->path, strerror(errno));
         unlink(j->part);
-        job_fail(j, why);
+        job_fail(j, EXIT_OTHER, why);
         return;
     }
     jobs_done++;
@@ -265,9 +285,9 @@ static void conn_end(struct conn *c)
 
 /* The request in flight failed: say why, and drop the connection, whose
  * state is unknown now. */
-static void conn_fail(struct conn *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void conn_fail(struct conn *c, const char *fmt, ...)
+static void conn_fail(struct conn *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void conn_fail(struct conn *c, int status, const char *fmt, ...)
 {
     char why[600];
     va_list ap;
@@ -276,7 +296,7 @@ static void conn_fail(struct conn *c, const char *fmt, ...)
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
     if (c->job != NULL)
-        job_fail(c->job, why);
+        job_fail(c->job, status, why);
     c->job = NULL;
     conn_end(c);
 }
@@ -304,7 +324,7 @@ static void send_request(struct conn *c)
     /* The channel queues the request until the connection is made. */
     if (asyncore_chat_push(c->d, req, (size_t)n) < 0 &&
         !asyncore_dispatcher_closed(c->d))
-        conn_fail(c, "cannot send the request: %s", strerror(errno));
+        conn_fail(c, EXIT_OTHER, "cannot send the request: %s", strerror(errno));
 }
 
 static int same_server(const struct job *j, const struct conn *c)
@@ -341,12 +361,12 @@ static void job_redirect(struct job *j, const char *location)
         break;
     default:
         snprintf(why, sizeof(why), "bad redirect location \"%.*s\"", 200, location);
-        job_fail(j, why);
+        job_fail(j, EXIT_PROTOCOL, why);
         return;
     }
     if (++j->redirects > MAX_REDIRECTS) {
         snprintf(why, sizeof(why), "more than %d redirects", MAX_REDIRECTS);
-        job_fail(j, why);
+        job_fail(j, EXIT_PROTOCOL, why);
         return;
     }
     j->url = next;
@@ -376,7 +396,7 @@ static void response_done(struct conn *c)
         char why[32];
 
         snprintf(why, sizeof(why), "HTTP %d", code);
-        job_fail(j, why);
+        job_fail(j, EXIT_HTTP, why);
     }
     if (c->close_after)
         conn_end(c);
@@ -395,7 +415,7 @@ static int open_output(struct conn *c)
     }
     j->out = fopen(j->part, "wbe");
     if (j->out == NULL) {
-        conn_fail(c, "cannot create %s: %s", j->part, strerror(errno));
+        conn_fail(c, EXIT_OTHER, "cannot create %s: %s", j->part, strerror(errno));
         return -1;
     }
     return 0;
@@ -409,7 +429,8 @@ static void headers_done(struct conn *c)
     if (code >= 100 && code < 200) {
         /* An interim response (100 Continue): the real one follows. */
         if (code == 101) {
-            conn_fail(c, "unexpected 101 Switching Protocols from %s", c->peer);
+            conn_fail(c, EXIT_PROTOCOL, "unexpected 101 Switching Protocols from %s",
+                      c->peer);
             return;
         }
         c->st = R_STATUS;
@@ -444,7 +465,7 @@ static void status_line(struct conn *c)
 {
     if (http_parse_status_line(c->line, c->line_len, &c->status) < 0 ||
         c->status.major != 1) {
-        conn_fail(c, "malformed status line from %s", c->peer);
+        conn_fail(c, EXIT_PROTOCOL, "malformed status line from %s", c->peer);
         return;
     }
     c->st = R_HEADER;
@@ -463,14 +484,14 @@ static void header_line(struct conn *c)
     }
     if (http_parse_header_line(c->line, c->line_len, &name, &nlen, &value,
                                &vlen) < 0) {
-        conn_fail(c, "malformed header line from %s", c->peer);
+        conn_fail(c, EXIT_PROTOCOL, "malformed header line from %s", c->peer);
         return;
     }
     if (http_name_is(name, nlen, "Content-Length")) {
         /* Two different lengths: which one frames the body?  Refuse. */
         if (http_parse_content_length(value, vlen, &n) < 0 ||
             (c->length >= 0 && (uint64_t)c->length != n)) {
-            conn_fail(c, "bad Content-Length from %s", c->peer);
+            conn_fail(c, EXIT_PROTOCOL, "bad Content-Length from %s", c->peer);
             return;
         }
         c->length = (int64_t)n;
@@ -492,7 +513,7 @@ static void chunk_size_line(struct conn *c)
     uint64_t n;
 
     if (http_parse_chunk_size(c->line, c->line_len, &n) < 0) {
-        conn_fail(c, "bad chunk size from %s", c->peer);
+        conn_fail(c, EXIT_PROTOCOL, "bad chunk size from %s", c->peer);
         return;
     }
     if (n == 0) {
@@ -513,7 +534,7 @@ static void body_data(struct conn *c, const void *data, size_t len)
     if (j->out == NULL)
         return; /* the body of a redirect or an error: not kept */
     if (fwrite(data, 1, len, j->out) != len) {
-        conn_fail(c, "cannot write %s: %s", j->path ? j->part : "stdout",
+        conn_fail(c, EXIT_OTHER, "cannot write %s: %s", j->path ? j->part : "stdout",
                   strerror(errno));
         return;
     }
@@ -540,7 +561,7 @@ static void conn_collect(asyncore_dispatcher *d, const void *data, size_t len)
     /* A line, maybe in pieces: header lines are capped, and so is the
      * header block, or a hostile server could make us buffer without end. */
     if (len > sizeof(c->line) - c->line_len) {
-        conn_fail(c, "header line longer than %d KiB from %s",
+        conn_fail(c, EXIT_PROTOCOL, "header line longer than %d KiB from %s",
                   HTTP_LINE_MAX / 1024, c->peer);
         return;
     }
@@ -548,7 +569,7 @@ static void conn_collect(asyncore_dispatcher *d, const void *data, size_t len)
     c->line_len += len;
     if (c->st != R_CHUNK_SIZE && c->st != R_CHUNK_END &&
         (c->header_bytes += len) > HTTP_HEADER_MAX)
-        conn_fail(c, "response header larger than %d KiB from %s",
+        conn_fail(c, EXIT_PROTOCOL, "response header larger than %d KiB from %s",
                   HTTP_HEADER_MAX / 1024, c->peer);
 }
 
@@ -562,7 +583,7 @@ static void conn_found(asyncore_dispatcher *d)
     case R_HEADER:
     case R_TRAILER:
         if ((c->header_bytes += 2) > HTTP_HEADER_MAX) {
-            conn_fail(c, "response header larger than %d KiB from %s",
+            conn_fail(c, EXIT_PROTOCOL, "response header larger than %d KiB from %s",
                       HTTP_HEADER_MAX / 1024, c->peer);
             return;
         }
@@ -585,7 +606,8 @@ static void conn_found(asyncore_dispatcher *d)
         break;
     case R_CHUNK_END:
         if (c->line_len != 0)
-            conn_fail(c, "bad chunk from %s: no CRLF after its data", c->peer);
+            conn_fail(c, EXIT_PROTOCOL, "bad chunk from %s: no CRLF after its data",
+                      c->peer);
         else
             c->st = R_CHUNK_SIZE;
         break;
@@ -611,26 +633,31 @@ static void conn_idle(asyncore_dispatcher *d)
     struct conn *c = asyncore_dispatcher_user_data(d);
 
     if (asyncore_dispatcher_connected(d))
-        conn_fail(c, "timeout: no data from %s for %g s", c->peer, opt.timeout);
+        conn_fail(c, EXIT_TIMEOUT, "timeout: no data from %s for %g s", c->peer,
+                  opt.timeout);
     else
-        conn_fail(c, "timeout connecting to %s after %g s", c->peer, opt.timeout);
+        conn_fail(c, EXIT_TIMEOUT, "timeout connecting to %s after %g s", c->peer,
+                  opt.timeout);
 }
 
 /* Why a close in state @c->st means a failed response. */
 static void fail_closed(struct conn *c, int err)
 {
     if (err != 0)
-        conn_fail(c, "connection to %s lost: %s", c->peer, strerror(err));
+        conn_fail(c, EXIT_PROTOCOL, "connection to %s lost: %s", c->peer, strerror(err));
     else if (c->st == R_BODY)
-        conn_fail(c, "truncated body: got %" PRIu64 " of %" PRId64 " bytes",
+        conn_fail(c, EXIT_PROTOCOL,
+                  "truncated body: got %" PRIu64 " of %" PRId64 " bytes",
                   c->body_got, c->length);
     else if (c->st >= R_CHUNK_SIZE)
-        conn_fail(c, "truncated chunked body: %s closed before the last chunk",
+        conn_fail(c, EXIT_PROTOCOL,
+                  "truncated chunked body: %s closed before the last chunk",
                   c->peer);
     else if (!c->got_any)
-        conn_fail(c, "empty reply from %s", c->peer);
+        conn_fail(c, EXIT_PROTOCOL, "empty reply from %s", c->peer);
     else
-        conn_fail(c, "%s closed the connection in the response header", c->peer);
+        conn_fail(c, EXIT_PROTOCOL, "%s closed the connection in the response header",
+                  c->peer);
 }
 
 static void conn_closed(asyncore_dispatcher *d)
@@ -641,7 +668,7 @@ static void conn_closed(asyncore_dispatcher *d)
     if (c->job == NULL) {
         conn_end(c);
     } else if (c->st == R_BODY_EOF && err == 0 && asyncore_tls_truncated(d)) {
-        conn_fail(c, "truncated body: %s closed without TLS close_notify",
+        conn_fail(c, EXIT_PROTOCOL, "truncated body: %s closed without TLS close_notify",
                   c->peer);
     } else if (c->st == R_BODY_EOF && err == 0) {
         response_done(c); /* the close is how this body ends */
@@ -663,14 +690,15 @@ static void conn_error(asyncore_dispatcher *d, int err, const char *op)
     const char *tls = asyncore_tls_last_error(d); /* OpenSSL's reason */
 
     if (strcmp(op, "connect") == 0 && err == ETIMEDOUT)
-        conn_fail(c, "timeout connecting to %s after %g s", c->peer, opt.timeout);
+        conn_fail(c, EXIT_TIMEOUT, "timeout connecting to %s after %g s", c->peer,
+                  opt.timeout);
     else if (strcmp(op, "connect") == 0)
-        conn_fail(c, "cannot connect to %s: %s", c->peer, strerror(err));
+        conn_fail(c, EXIT_CONNECT, "cannot connect to %s: %s", c->peer, strerror(err));
     else if (strcmp(op, "tls") == 0)
-        conn_fail(c, "TLS handshake with %s failed: %s", c->peer,
+        conn_fail(c, EXIT_CONNECT, "TLS handshake with %s failed: %s", c->peer,
                   tls ? tls : strerror(err));
     else if (tls != NULL && err == EPROTO)
-        conn_fail(c, "TLS error from %s: %s", c->peer, tls);
+        conn_fail(c, EXIT_PROTOCOL, "TLS error from %s: %s", c->peer, tls);
     else
         fail_closed(c, err);
 }
@@ -722,12 +750,12 @@ static int start_tls(struct conn *c)
     asyncore_tls_context *ctx = tls_context();
 
     if (ctx == NULL) {
-        conn_fail(c, "cannot load CA certificates from %s: %s",
+        conn_fail(c, EXIT_OTHER, "cannot load CA certificates from %s: %s",
                   opt.cacert ? opt.cacert : DEFAULT_CA, strerror(errno));
         return -1;
     }
     if (asyncore_tls_start_client(c->d, ctx, c->host) < 0) {
-        conn_fail(c, "cannot start TLS: %s", strerror(errno));
+        conn_fail(c, EXIT_OTHER, "cannot start TLS: %s", strerror(errno));
         return -1;
     }
     return 0;
@@ -740,7 +768,7 @@ static void conn_open(struct job *j)
 
     if (c == NULL || (c->d = asyncore_chat_new(NULL, &conn_handlers, c)) == NULL) {
         free(c);
-        job_fail(j, strerror(ENOMEM));
+        job_fail(j, EXIT_OTHER, strerror(ENOMEM));
         return;
     }
     /* From here on the channel owns c: conn_destroy frees it. */
@@ -754,7 +782,7 @@ static void conn_open(struct job *j)
              c->host, c->port);
     if (asyncore_set_connect_timeout(c->d, opt.timeout) < 0 ||
         asyncore_set_idle_timeout(c->d, opt.timeout) < 0) {
-        conn_fail(c, "%s", strerror(errno));
+        conn_fail(c, EXIT_OTHER, "%s", strerror(errno));
         return;
     }
     if (c->https && start_tls(c) < 0)
@@ -762,9 +790,10 @@ static void conn_open(struct job *j)
     /* getaddrinfo() blocks while it looks the name up. */
     if (asyncore_connect_host(c->d, c->host, c->port) < 0) {
         if (errno == EHOSTUNREACH && !is_numeric(c->host))
-            conn_fail(c, "unknown host %s", c->host);
+            conn_fail(c, EXIT_CONNECT, "unknown host %s", c->host);
         else
-            conn_fail(c, "cannot connect to %s: %s", c->peer, strerror(errno));
+            conn_fail(c, EXIT_CONNECT, "cannot connect to %s: %s", c->peer,
+                      strerror(errno));
         return;
     }
     send_request(c);
@@ -803,6 +832,26 @@ again:
 
 /* ---- main ------------------------------------------------------------------- */
 
+/*
+ * SIGINT/SIGTERM, delivered by the event loop (a libevent signal event), so
+ * that it runs between hooks like any other event.  Nothing more starts,
+ * every connection ends, and the loop returns; main() then removes the
+ * .part files of the transfers that were cut.  The default disposition
+ * would kill the process with them left behind.
+ */
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct conn *c;
+
+    (void)what, (void)arg;
+    got_signal = (int)sig;
+    TAILQ_INIT(&pending);
+    /* conn_end() frees c at once here: no hook of its channel is running. */
+    while ((c = LIST_FIRST(&conns)) != NULL)
+        conn_end(c);
+    asyncore_close_all(NULL);
+}
+
 /* The synopsis; with --help the options too, on stdout. */
 static void usage(FILE *to)
 {
@@ -823,6 +872,7 @@ static void usage(FILE *to)
             "  -q           no progress bar\n"
             "  -t SECONDS   connect and idle timeout (default %g)\n"
             "  -h, --help   show this help\n"
+            "  --version    show the program's and libasyncore's version\n"
             "Several URLs need -O.  URLs on one server share a connection.\n",
             DEFAULT_CA, DEFAULT_PARALLEL, DEFAULT_TIMEOUT);
 }
@@ -831,6 +881,7 @@ static int parse_args(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { "insecure", no_argument, NULL, 'k' },
         { "cacert", required_argument, NULL, 'C' },
         { NULL, 0, NULL, 0 },
@@ -863,6 +914,9 @@ static int parse_args(int argc, char **argv)
             }
             break;
         case 'h': usage(stdout); exit(0);
+        case 'V':
+            printf("asyncore-http-client (libasyncore) %s\n", asyncore_version());
+            exit(0);
         default: return -1;
         }
     }
@@ -938,12 +992,26 @@ static int make_jobs(struct job *jobs, int n, char **urls)
             say("%s", strerror(ENOMEM));
             return -1;
         }
-        for (int k = 0; k < i; k++)
-            if (jobs[k].path && j->path && strcmp(jobs[k].path, j->path) == 0) {
+        for (int k = 0; k < i && j->path != NULL; k++) {
+            const char *clash;
+
+            if (strcmp(jobs[k].path, j->path) == 0) {
                 say("%s and %s would both be saved as %s", jobs[k].arg,
                     urls[i], j->path);
                 return -1;
             }
+            /* A final name must not be another URL's temporary one either
+             * (".../a" and ".../.a.part"): one transfer would write into
+             * the other's file, or rename it away. */
+            clash = strcmp(jobs[k].path, j->part) == 0   ? j->part
+                    : strcmp(jobs[k].part, j->path) == 0 ? j->path
+                                                         : NULL;
+            if (clash != NULL) {
+                say("%s and %s would both use %s, one as its temporary file",
+                    jobs[k].arg, urls[i], clash);
+                return -1;
+            }
+        }
         TAILQ_INSERT_TAIL(&pending, j, link);
     }
     return 0;
@@ -951,12 +1019,14 @@ static int make_jobs(struct job *jobs, int n, char **urls)
 
 int main(int argc, char **argv)
 {
+    struct event *sigint = NULL, *sigterm = NULL;
+    struct event_base *base;
     struct job *jobs;
     int n, rc = 1;
 
     if (parse_args(argc, argv) < 0) {
         usage(stderr);
-        return 2;
+        return EXIT_USAGE;
     }
     n = argc - optind;
     jobs = calloc((size_t)n, sizeof(*jobs));
@@ -964,7 +1034,17 @@ int main(int argc, char **argv)
         say("%s", strerror(ENOMEM));
         return 1;
     }
-    if (make_jobs(jobs, n, argv + optind) == 0) {
+    /* The signal events live on the default map's base, beside the
+     * dispatchers: asyncore_loop() serves them too. */
+    base = asyncore_map_base(NULL);
+    if (base != NULL) {
+        sigint = evsignal_new(base, SIGINT, on_signal, NULL);
+        sigterm = evsignal_new(base, SIGTERM, on_signal, NULL);
+    }
+    if (sigint == NULL || sigterm == NULL || evsignal_add(sigint, NULL) < 0 ||
+        evsignal_add(sigterm, NULL) < 0) {
+        say("cannot watch signals");
+    } else if (make_jobs(jobs, n, argv + optind) == 0) {
         jobs_total = n;
         /* A progress bar on a terminal, unless the body goes there too. */
         progress.on = !opt.quiet && isatty(STDERR_FILENO) &&
@@ -983,12 +1063,18 @@ int main(int argc, char **argv)
         start_jobs();
         if (asyncore_loop(NULL, -1.0, ASYNCORE_FOREVER) < 0)
             say("event loop: %s", strerror(errno));
+        else if (got_signal)
+            rc = 128 + got_signal; /* as a shell reports a death by it */
         else if (jobs_done == jobs_total)
-            rc = jobs_failed ? 1 : 0;
+            rc = fail_status;
         progress_draw(1);
     }
     if (progress.timer != NULL)
         event_free(progress.timer);
+    if (sigint != NULL)
+        event_free(sigint);
+    if (sigterm != NULL)
+        event_free(sigterm);
     asyncore_map_free(asyncore_map_default());
     asyncore_tls_context_free(tls_ctx);
     for (int i = 0; i < n; i++) {

@@ -7,10 +7,14 @@
  * characters, whitespace before a header's colon, folded header lines,
  * signs or spaces in numbers) and otherwise accept what real servers send.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* strptime(), timegm() */
+#endif
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "http_parse.h"
 
@@ -573,18 +577,112 @@ const char *http_content_type(const char *path)
     return "application/octet-stream";
 }
 
+/* ---- dates and ranges (conditional and partial GETs) ------------------------ */
+
+void http_format_date(time_t t, char *buf, size_t size)
+{
+    struct tm tm;
+
+    /* The C locale's day and month names: the program never sets another. */
+    if (gmtime_r(&t, &tm) == NULL ||
+        strftime(buf, size, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0)
+        snprintf(buf, size, "Thu, 01 Jan 1970 00:00:00 GMT");
+}
+
+int http_parse_date(const char *value, size_t len, time_t *t)
+{
+    /* IMF-fixdate, then the two obsolete forms a recipient must still
+     * accept (RFC 9110 5.6.7): RFC 850's and asctime()'s. */
+    static const char *const formats[] = {
+        "%a, %d %b %Y %H:%M:%S GMT",
+        "%A, %d-%b-%y %H:%M:%S GMT",
+        "%a %b %e %H:%M:%S %Y",
+    };
+    char buf[64];
+
+    if (len == 0 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, value, len);
+    buf[len] = '\0';
+    for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+        struct tm tm;
+        const char *end;
+
+        memset(&tm, 0, sizeof(tm));
+        end = strptime(buf, formats[i], &tm);
+        if (end != NULL && *end == '\0') {
+            *t = timegm(&tm);
+            return *t == (time_t)-1 ? -1 : 0;
+        }
+    }
+    return -1;
+}
+
+int http_parse_range(const char *value, size_t len, uint64_t size,
+                     uint64_t *first, uint64_t *last)
+{
+    const char *dash, *end = value + len;
+    uint64_t a, b;
+
+    if (len < 6 || strncasecmp(value, "bytes", 5) != 0)
+        return -1;
+    value += 5;
+    while (value < end && (*value == ' ' || *value == '\t'))
+        value++;
+    if (value == end || *value++ != '=')
+        return -1;
+    while (value < end && (*value == ' ' || *value == '\t'))
+        value++;
+    while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    /* Several ranges would need a multipart answer: the whole file will
+     * do instead, which RFC 9110 14.2 allows. */
+    if (memchr(value, ',', (size_t)(end - value)) != NULL)
+        return -1;
+    dash = memchr(value, '-', (size_t)(end - value));
+    if (dash == NULL)
+        return -1;
+    if (dash == value) {
+        /* "-N": the last N bytes. */
+        if (http_parse_content_length(dash + 1, (size_t)(end - dash - 1), &b) < 0)
+            return -1;
+        if (b == 0 || size == 0)
+            return 0;
+        *first = b < size ? size - b : 0;
+        *last = size - 1;
+        return 1;
+    }
+    if (http_parse_content_length(value, (size_t)(dash - value), &a) < 0)
+        return -1;
+    if (dash + 1 == end) {
+        b = UINT64_MAX; /* "A-": to the end */
+    } else if (http_parse_content_length(dash + 1, (size_t)(end - dash - 1), &b) < 0 ||
+               b < a) {
+        return -1;
+    }
+    if (a >= size)
+        return 0;
+    *first = a;
+    *last = b < size - 1 ? b : size - 1;
+    return 1;
+}
+
 const char *http_reason(int code)
 {
     switch (code) {
     case 200: return "OK";
+    case 206: return "Partial Content";
     case 301: return "Moved Permanently";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 414: return "URI Too Long";
+    case 416: return "Range Not Satisfiable";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
     case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
     }

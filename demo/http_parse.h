@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Limits both programs enforce. */
 #define HTTP_LINE_MAX 8192           /* one request, status or header line */
@@ -140,6 +141,28 @@ int http_path_has_dotdot(const char *path, size_t len);
 
 /** The Content-Type for a file name, by its extension. */
 const char *http_content_type(const char *path);
+
+/**
+ * An HTTP-date for @t ("Sun, 06 Nov 1994 08:49:37 GMT"), in @buf of @size
+ * bytes (30 are enough).
+ */
+void http_format_date(time_t t, char *buf, size_t size);
+
+/**
+ * Parse an HTTP-date: IMF-fixdate, or the obsolete RFC 850 and asctime()
+ * forms.  Returns 0 with @t set, or -1.
+ */
+int http_parse_date(const char *value, size_t len, time_t *t);
+
+/**
+ * A Range header's value, for a file of @size bytes: one byte range
+ * ("bytes=A-B", "bytes=A-" or "bytes=-N").  Returns 1 with the first and
+ * last byte (inclusive) set; 0 if the range is unsatisfiable (416); -1 if
+ * it is malformed, not in bytes or several ranges: then it is ignored and
+ * the whole file sent.
+ */
+int http_parse_range(const char *value, size_t len, uint64_t size,
+                     uint64_t *first, uint64_t *last);
 
 /** The reason phrase of a status code ("Not Found"). */
 const char *http_reason(int code);

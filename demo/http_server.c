@@ -1,7 +1,7 @@
 /*
  * http_server.c -- serve the files under a directory over HTTP/1.1.
  *
- *   asyncore-http-server [-b ADDR] [-p PORT] [-r ROOT] [-t SECONDS]
+ *   asyncore-http-server [-b ADDR] [-p PORT] [-r ROOT] [-t SECONDS] [-l FILE]
  *
  * A small static file server in the medusa tradition: a listening
  * dispatcher hands each connection to an async_chat channel, and the
@@ -18,9 +18,11 @@
  * memory.  Because the queue is a FIFO, pipelined requests are answered in
  * order for free.
  *
- * GET and HEAD; keep-alive for HTTP/1.1 (and HTTP/1.0 that asks for it);
- * 400 for malformed requests, 403, 404, 405 with Allow, 414 and 431 for
- * oversized request lines and headers, 505 for HTTP/2 and later.  No path
+ * GET and HEAD; Last-Modified, If-Modified-Since (304) and one byte range
+ * (206, 416: see serve_file); keep-alive for HTTP/1.1 (and HTTP/1.0 that
+ * asks for it); 400 for malformed requests, 403, 404, 405 with Allow, 414
+ * and 431 for oversized request lines and headers, 503 when out of
+ * descriptors, 505 for HTTP/2 and later.  An access log with -l.  No path
  * leaves ROOT: ".." segments are refused after percent-decoding, and a
  * file is opened relative to ROOT with symlinks resolved beneath it
  * (openat2 RESOLVE_BENEATH); a path the kernel will not resolve that way
@@ -29,9 +31,10 @@
  * A connection that makes no progress for -t SECONDS, in either direction,
  * is closed by the library's idle timeout: a client silent between
  * requests, and one that stopped reading a large answer, whose send then
- * waits.  A client dripping a header byte now and then is never idle: a
- * request header must also be complete SECONDS after it began to arrive,
- * and a last answer (Connection: close) must move at least every SECONDS.
+ * waits.  A client dripping a header or body byte now and then is never
+ * idle: a request (header and body) must also be complete SECONDS after it
+ * began to arrive, and a last answer (Connection: close) must move at
+ * least every SECONDS.
  * After that answer the close goes in stages (linger_start).
  *
  * Exit status: 0 after SIGINT or SIGTERM, 1 on a runtime failure, 2 on bad
@@ -90,7 +93,10 @@ static struct {
     const char *addr, *root;
     long port;
     double timeout;
-} opt = { DEFAULT_ADDR, ".", DEFAULT_PORT, DEFAULT_TIMEOUT };
+    const char *log;        /* -l FILE: the access log, "-" for stdout */
+} opt = { DEFAULT_ADDR, ".", DEFAULT_PORT, DEFAULT_TIMEOUT, NULL };
+
+static FILE *access_log;   /* open when -l was given */
 
 static char root[PATH_MAX]; /* realpath of ROOT */
 static size_t root_len;
@@ -120,9 +126,13 @@ static int under_root(const char *p)
            (p[root_len] == '\0' || p[root_len] == '/');
 }
 
-/* The status for a failed open(): only a missing file is a 404. */
+/* The status for a failed open(): only a missing file is a 404, and no
+ * descriptor left (EMFILE, ENFILE) is the server's passing trouble, a 503
+ * that the client may try again, not a 403 it would believe. */
 static int open_status(int err)
 {
+    if (err == EMFILE || err == ENFILE)
+        return 503;
     return err == ENOENT || err == ENOTDIR ? 404 : 403;
 }
 
@@ -139,7 +149,7 @@ static int open_checked(const char *rel, int *fd)
     if ((size_t)snprintf(full, sizeof(full), "%s/%s", root, rel) >= PATH_MAX)
         return 404;
     if (realpath(full, real) == NULL)
-        return errno == EACCES ? 403 : 404;
+        return errno == EACCES ? 403 : open_status(errno) == 503 ? 503 : 404;
     /* A symlink may point anywhere: what counts is where it lands. */
     if (!under_root(real))
         return 403;
@@ -169,6 +179,8 @@ static int open_beneath(const char *rel, int *fd)
             return 200;
         if (errno == ENOENT || errno == ENOTDIR)
             return 404; /* as realpath() would say */
+        if (errno == EMFILE || errno == ENFILE)
+            return 503;
         if (errno == ENOSYS)
             have_openat2 = 0; /* a kernel before 5.6 */
         /* EXDEV (out of ROOT), EACCES, ELOOP...: the real path decides. */
@@ -226,9 +238,19 @@ static int find_file(const char *target, char *path, size_t path_size, int *fd,
     if (S_ISDIR(sb->st_mode)) {
         close(*fd);
         *fd = -1;
-        /* "/dir" to "/dir/", so that the page's relative links work. */
+        /* "/dir" to "/dir/", so that the page's relative links work.
+         * The Location is an absolute path with one leading slash: "//x/"
+         * would be scheme-relative, a redirect to the host x, and browsers
+         * read "/\x/" the same way. */
         if (path[n - 1] != '/') {
-            snprintf(location, loc_size, "%.*s/%s", (int)path_len, target,
+            const char *p = target;
+            size_t skip;
+
+            while (p[1] == '/')
+                p++; /* the last of the leading slashes */
+            skip = p[1] == '\\' ? 2 : 1;
+            snprintf(location, loc_size, "/%s%.*s/%s", skip == 2 ? "%5C" : "",
+                     (int)(path_len - (size_t)(p - target) - skip), p + skip,
                      target + path_len);
             return 301;
         }
@@ -251,6 +273,7 @@ static int find_file(const char *target, char *path, size_t path_size, int *fd,
 struct file_body {
     char *rel; /* the path under ROOT, when fd is -1 */
     int fd;
+    uint64_t pos;  /* where the next read starts (a range's first byte) */
     uint64_t left; /* bytes promised by Content-Length and not yet read */
 };
 
@@ -263,20 +286,22 @@ static ssize_t file_more(void *arg, void *buf, size_t size)
         return 0;
     if (f->fd < 0 && (n = open_beneath(f->rel, &f->fd)) != 200) {
         /* The header is out: the error closes the connection. */
-        errno = n == 404 ? ENOENT : EACCES;
+        errno = n == 404 ? ENOENT : n == 503 ? EMFILE : EACCES;
         return -1;
     }
     if (size > f->left)
         size = (size_t)f->left;
-    n = read(f->fd, buf, size);
+    n = pread(f->fd, buf, size, (off_t)f->pos);
     if (n == 0) {
         /* The file shrank: the client would wait for the rest forever.
          * The error closes the connection instead. */
         errno = EIO;
         return -1;
     }
-    if (n > 0)
+    if (n > 0) {
+        f->pos += (uint64_t)n;
         f->left -= (uint64_t)n;
+    }
     return n;
 }
 
@@ -290,9 +315,10 @@ static void file_free(void *arg)
     free(f);
 }
 
-/* A producer of @size bytes of the open file @fd (which it owns from now
- * on, even on failure), or of @rel opened later if @fd is -1. */
-static asyncore_producer *file_producer(int fd, const char *rel, uint64_t size)
+/* A producer of @size bytes from @offset of the open file @fd (which it
+ * owns from now on, even on failure), or of @rel opened later if @fd is -1. */
+static asyncore_producer *file_producer(int fd, const char *rel, uint64_t offset,
+                                        uint64_t size)
 {
     struct file_body *f = malloc(sizeof(*f));
     asyncore_producer *p;
@@ -306,6 +332,7 @@ static asyncore_producer *file_producer(int fd, const char *rel, uint64_t size)
     if (fd >= 0)
         f->rel = NULL;
     f->fd = fd;
+    f->pos = offset;
     f->left = size;
     p = asyncore_producer_new(file_more, file_free, f);
     if (p == NULL)
@@ -332,9 +359,15 @@ struct client {
     int head, other_method;   /* HEAD; neither GET nor HEAD */
     int minor, bad_version;
     int has_host, close_tok, keep_alive_tok, te;
+    int has_ims, has_if_range;  /* If-Modified-Since, If-Range: valid dates */
+    time_t ims, if_range;
+    int if_range_other;       /* an If-Range that is not a date (an ETag) */
+    char *range;              /* the Range header's value, if any */
     int64_t length;           /* Content-Length, -1 if none */
     int peer_closed;          /* EOF seen while answers were queued */
     int partial;              /* part of a request has arrived, not all */
+    char *request;            /* its request line as sent, for the log */
+    char peer[NI_MAXHOST];    /* the client's address, for the log */
     asyncore_timer *deadline; /* the partial header's, or the last answer's */
 };
 
@@ -351,12 +384,12 @@ static int backlogged(asyncore_dispatcher *d)
  * One deadline per connection, for two stalls that the idle timeout
  * (server_accepted) cannot see because the client keeps sending:
  *
- * - Slowloris: a client that drips a header byte now and then is never
- *   idle, so a request header must be complete within opt.timeout seconds
- *   of its first bytes.  While we do not read because too many answers are
- *   queued, the rest of it may be waiting in the kernel: that is not the
- *   client's delay, and a client that stopped reading them is the idle
- *   timeout's to close.
+ * - Slowloris: a client that drips a header (or body) byte now and then is
+ *   never idle, so a request, its header and any body, must be complete
+ *   within opt.timeout seconds of its first bytes.  While we do not read
+ *   because too many answers are queued, the rest of it may be waiting in
+ *   the kernel: that is not the client's delay, and a client that stopped
+ *   reading them is the idle timeout's to close.
  * - After the last answer (Q_DONE) the client's bytes are read and
  *   dropped, so each of them would reset the idle timeout, and a client
  *   that drips and never reads would be held for ever.  So that answer
@@ -482,51 +515,98 @@ static size_t put_header(char *out, int code, const char *type, uint64_t size,
     return (size_t)(p - out);
 }
 
-/* Read all @size bytes of @fd into @buf; -1 if it fails or ends sooner. */
-static int read_all(int fd, char *buf, size_t size)
+/* Read all @size bytes of @fd from @offset into @buf; -1 if it fails or
+ * ends sooner. */
+static int read_all(int fd, char *buf, uint64_t offset, size_t size)
 {
     ssize_t n;
 
     while (size > 0) {
-        n = read(fd, buf, size);
+        n = pread(fd, buf, size, (off_t)offset);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             return -1;
         buf += n;
+        offset += (uint64_t)n;
         size -= (size_t)n;
     }
     return 0;
 }
 
 /*
- * Queue one response: the header, and the body as @text, or as the open
- * file @fd (which this takes over) of @size bytes whose path under ROOT is
- * @rel.  The header and a body that fits beside it in ONE_PIECE_MAX are
- * pushed as one piece, so that they leave in one send; a larger file
- * follows the header as a producer.  Then either read the next request or
- * close.
+ * One line of the access log in the Common Log Format, as Apache's and
+ * nginx's "common" format write it:
+ *
+ *   127.0.0.1 - - [07/Dec/2026:16:04:05 +0000] "GET /a HTTP/1.1" 200 1234
+ *
+ * The request line is quoted with '"', '\\' and bytes outside printable
+ * ASCII written as \xHH, so that a client cannot forge a line or a field;
+ * "-" when none was read (a request line over the limit).  The size is
+ * that of the body, "-" for none.  The log is line-buffered: each line is
+ * out when its answer is queued, for tail -f.
+ */
+static void log_access(const struct client *c, int code, uint64_t bytes)
+{
+    char date[64];
+    time_t t = time(NULL);
+    struct tm tm;
+
+    if (access_log == NULL)
+        return;
+    strftime(date, sizeof(date), "%d/%b/%Y:%H:%M:%S %z", localtime_r(&t, &tm));
+    fprintf(access_log, "%s - - [%s] ", c->peer[0] ? c->peer : "-", date);
+    if (c->request == NULL) {
+        fputc('-', access_log);
+    } else {
+        fputc('"', access_log);
+        for (const unsigned char *p = (const unsigned char *)c->request; *p; p++) {
+            if (*p == '"' || *p == '\\' || *p < 0x20 || *p >= 0x7f)
+                fprintf(access_log, "\\x%02X", *p);
+            else
+                fputc(*p, access_log);
+        }
+        fputc('"', access_log);
+    }
+    if (bytes > 0)
+        fprintf(access_log, " %d %llu\n", code, (unsigned long long)bytes);
+    else
+        fprintf(access_log, " %d -\n", code);
+}
+
+/*
+ * Queue one response: the header, and the body as @text, or as @size
+ * bytes from @offset of the open file @fd (which this takes over) whose
+ * path under ROOT is @rel.  The header and a body that fits beside it in
+ * ONE_PIECE_MAX are pushed as one piece, so that they leave in one send; a
+ * larger file follows the header as a producer.  A 304 has no body, its
+ * Content-Length is the one a 200 would have.  Then either read the next
+ * request or close.
  */
 static void respond(asyncore_dispatcher *d, int code, const char *type,
-                    const char *text, int fd, const char *rel, uint64_t size,
-                    const char *extra, int keep)
+                    const char *text, int fd, const char *rel, uint64_t offset,
+                    uint64_t size, const char *extra, int keep)
 {
     static char out[ONE_PIECE_MAX];
     struct client *c = asyncore_dispatcher_user_data(d);
     size_t n, body = 0;
     int queued = asyncore_chat_queued(d, NULL), failed;
+    int no_body = c->head || code == 304;
     asyncore_producer *p = NULL;
 
+    log_access(c, code, no_body ? 0 : size);
+    free(c->request);
+    c->request = NULL;
     /* Room: @extra is at most a Location of HTTP_TARGET_MAX bytes. */
     n = put_header(out, code, type, size, extra, keep);
-    if (c->head) {
+    if (no_body) {
         /* No body. */
     } else if (text != NULL) {
         memcpy(out + n, text, (size_t)size); /* error pages: a short line */
         body = (size_t)size;
     } else if (fd >= 0 && size <= sizeof(out) - n) {
         body = (size_t)size;
-        if (read_all(fd, out + n, body) < 0) {
+        if (read_all(fd, out + n, offset, body) < 0) {
             /* Changed under us: the header would promise what we lack. */
             close(fd);
             asyncore_close(d);
@@ -539,7 +619,7 @@ static void respond(asyncore_dispatcher *d, int code, const char *type,
             close(fd);
             fd = -1;
         }
-        p = file_producer(fd, rel, size);
+        p = file_producer(fd, rel, offset, size);
         fd = -1;
         if (p == NULL) {
             asyncore_close(d);
@@ -584,8 +664,63 @@ static void respond_error(asyncore_dispatcher *d, int code, int keep)
     char text[128];
 
     snprintf(text, sizeof(text), "%d %s\n", code, http_reason(code));
-    respond(d, code, "text/plain; charset=utf-8", text, -1, NULL, strlen(text),
-            code == 405 ? "Allow: GET, HEAD\r\n" : NULL, keep);
+    respond(d, code, "text/plain; charset=utf-8", text, -1, NULL, 0, strlen(text),
+            code == 405   ? "Allow: GET, HEAD\r\n"
+            : code == 503 ? "Retry-After: 1\r\n"
+                          : NULL,
+            keep);
+}
+
+/*
+ * Answer with the open regular file @fd (@path as requested, @rel under
+ * ROOT), taking the request's conditions into account:
+ *
+ * - If-Modified-Since, when the file is not newer: 304, no body.
+ * - Range, one byte range: 206 with Content-Range and those bytes, or 416
+ *   with "Content-Range: bytes STAR/SIZE" when no byte of the file is in
+ *   it; several ranges, or one we do not understand, get the whole file.
+ *   With If-Range, only when its date is the file's Last-Modified (an
+ *   ETag never matches: we send none).
+ *
+ * Every answer says Last-Modified and Accept-Ranges: bytes, which is what
+ * lets curl -C - and wget -c resume a download.
+ */
+static void serve_file(asyncore_dispatcher *d, const char *path, const char *rel,
+                       int fd, const struct stat *sb, int keep)
+{
+    struct client *c = asyncore_dispatcher_user_data(d);
+    uint64_t size = (uint64_t)sb->st_size, first = 0, last = 0;
+    char lm[40], extra[200];
+    int n, range = -1;
+
+    http_format_date(sb->st_mtime, lm, sizeof(lm));
+    n = snprintf(extra, sizeof(extra), "Last-Modified: %s\r\nAccept-Ranges: bytes\r\n",
+                 lm);
+    if (c->has_ims && sb->st_mtime <= c->ims) {
+        close(fd);
+        respond(d, 304, http_content_type(path), "", -1, NULL, 0, size, extra, keep);
+        return;
+    }
+    if (c->range != NULL && !c->if_range_other &&
+        (!c->has_if_range || c->if_range == sb->st_mtime))
+        range = http_parse_range(c->range, strlen(c->range), size, &first, &last);
+    if (range == 0) {
+        static const char text[] = "416 Range Not Satisfiable\n";
+
+        close(fd);
+        snprintf(extra + n, sizeof(extra) - (size_t)n,
+                 "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
+        respond(d, 416, "text/plain; charset=utf-8", text, -1, NULL, 0,
+                sizeof(text) - 1, extra, keep);
+    } else if (range == 1) {
+        snprintf(extra + n, sizeof(extra) - (size_t)n,
+                 "Content-Range: bytes %llu-%llu/%llu\r\n", (unsigned long long)first,
+                 (unsigned long long)last, (unsigned long long)size);
+        respond(d, 206, http_content_type(path), NULL, fd, rel, first,
+                last - first + 1, extra, keep);
+    } else {
+        respond(d, 200, http_content_type(path), NULL, fd, rel, 0, size, extra, keep);
+    }
 }
 
 /* The request is complete: find the file and answer. */
@@ -605,11 +740,10 @@ static void serve(asyncore_dispatcher *d)
     if (code == 200) {
         while (*rel == '/')
             rel++;
-        respond(d, 200, http_content_type(path), NULL, fd, rel,
-                (uint64_t)sb.st_size, NULL, keep);
+        serve_file(d, path, rel, fd, &sb, keep);
     } else if (code == 301) {
         snprintf(extra, sizeof(extra), "Location: %s\r\n", location);
-        respond(d, 301, "text/plain; charset=utf-8", "", -1, NULL, 0, extra, keep);
+        respond(d, 301, "text/plain; charset=utf-8", "", -1, NULL, 0, 0, extra, keep);
     } else {
         respond_error(d, code, keep && code != 400);
     }
@@ -620,7 +754,9 @@ static void headers_done(asyncore_dispatcher *d)
 {
     struct client *c = asyncore_dispatcher_user_data(d);
 
-    request_complete(c);
+    /* Every answer below ends the request's deadline (respond); a body to
+     * skip first stays under it, or a client dripping the body a byte at
+     * a time would never be idle and never be done. */
     if (c->bad_version)
         respond_error(d, 505, 0);
     else if (c->other_method)
@@ -641,6 +777,10 @@ static void request_line(asyncore_dispatcher *d)
 
     if (c->line_len == 0)
         return; /* empty lines before a request are allowed (RFC 9112 2.2) */
+    if (access_log != NULL) {
+        free(c->request);
+        c->request = strndup(c->line, c->line_len); /* NULL: logged as "-" */
+    }
     if (http_parse_request_line(c->line, c->line_len, &rl) < 0 ||
         (c->target = strndup(rl.target, rl.target_len)) == NULL) {
         respond_error(d, 400, 0);
@@ -652,6 +792,9 @@ static void request_line(asyncore_dispatcher *d)
     c->bad_version = rl.major != 1;
     c->minor = rl.minor;
     c->has_host = c->close_tok = c->keep_alive_tok = c->te = 0;
+    c->has_ims = c->has_if_range = c->if_range_other = 0;
+    free(c->range);
+    c->range = NULL;
     c->length = -1;
     c->header_bytes = c->line_len;
     c->st = Q_HEADER;
@@ -687,6 +830,16 @@ static void header_line(asyncore_dispatcher *d)
             return;
         }
         c->length = (int64_t)n;
+    } else if (http_name_is(name, nlen, "If-Modified-Since")) {
+        /* An invalid date is ignored (RFC 9110 13.1.3). */
+        c->has_ims = http_parse_date(value, vlen, &c->ims) == 0;
+    } else if (http_name_is(name, nlen, "If-Range")) {
+        c->has_if_range = http_parse_date(value, vlen, &c->if_range) == 0;
+        c->if_range_other = !c->has_if_range;
+    } else if (http_name_is(name, nlen, "Range") && c->range == NULL) {
+        /* Kept until the file's size is known; NULL without memory: the
+         * whole file then, as for a Range we do not understand. */
+        c->range = strndup(value, vlen);
     }
 }
 
@@ -850,6 +1003,8 @@ static void client_destroy(asyncore_dispatcher *d)
     request_complete(c);
     free(c->line);
     free(c->target);
+    free(c->request);
+    free(c->range);
     free(c);
 }
 
@@ -875,7 +1030,9 @@ static void server_accepted(asyncore_dispatcher *server, int fd,
     struct client *c = calloc(1, sizeof(*c));
     asyncore_dispatcher *d = NULL;
 
-    (void)addr, (void)len;
+    if (c != NULL && access_log != NULL &&
+        getnameinfo(addr, len, c->peer, sizeof(c->peer), NULL, 0, NI_NUMERICHOST) != 0)
+        c->peer[0] = '\0';
     if (c != NULL)
         d = asyncore_chat_new(asyncore_dispatcher_map(server), &client_handlers, c);
     if (d == NULL || asyncore_set_socket(d, fd) < 0) {
@@ -946,7 +1103,8 @@ static asyncore_dispatcher *start_server(void)
 
 static void usage(FILE *to)
 {
-    fputs("usage: asyncore-http-server [-b ADDR] [-p PORT] [-r ROOT] [-t SECONDS]\n", to);
+    fputs("usage: asyncore-http-server [-b ADDR] [-p PORT] [-r ROOT] [-t SECONDS]\n"
+          "                   [-l FILE]\n", to);
     if (to == stderr) {
         fputs("Try 'asyncore-http-server --help' for more.\n", to);
         return;
@@ -959,7 +1117,10 @@ static void usage(FILE *to)
             "  -t SECONDS  close a connection that makes no progress for this\n"
             "            long, or whose request header is not complete this\n"
             "            long after it began to arrive (default %g; 0: never)\n"
+            "  -l FILE   append a line per answer to FILE in the Common Log\n"
+            "            Format (\"-\": standard output)\n"
             "  -h, --help  show this help\n"
+            "  --version   show the program's and libasyncore's version\n"
             "Prints \"listening on HOST:PORT\" when ready; SIGINT or SIGTERM\n"
             "stops it.\n",
             DEFAULT_ADDR, DEFAULT_PORT, DEFAULT_TIMEOUT);
@@ -969,15 +1130,17 @@ static int parse_args(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     char *end;
     int o;
 
     argv[0] = (char *)"asyncore-http-server"; /* getopt's messages: not libtool's path */
-    while ((o = getopt_long(argc, argv, "b:p:r:t:h", longopts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "b:p:r:t:l:h", longopts, NULL)) != -1) {
         switch (o) {
         case 'b': opt.addr = optarg; break;
+        case 'l': opt.log = optarg; break;
         case 'r': opt.root = optarg; break;
         case 'p':
             errno = 0;
@@ -997,6 +1160,9 @@ static int parse_args(int argc, char **argv)
             }
             break;
         case 'h': usage(stdout); exit(0);
+        case 'V':
+            printf("asyncore-http-server (libasyncore) %s\n", asyncore_version());
+            exit(0);
         default: return -1;
         }
     }
@@ -1043,6 +1209,16 @@ int main(int argc, char **argv)
     }
     if (set_root() < 0)
         return 1;
+    if (opt.log != NULL) {
+        access_log = strcmp(opt.log, "-") == 0 ? stdout : fopen(opt.log, "ae");
+        if (access_log == NULL) {
+            fprintf(stderr, "asyncore-http-server: %s: %s\n", opt.log, strerror(errno));
+            if (root_fd >= 0)
+                close(root_fd);
+            return 1;
+        }
+        setvbuf(access_log, NULL, _IOLBF, 0);
+    }
     set_server_line();
     /* The signal events live on the default map's base, beside the
      * dispatchers: asyncore_loop() serves them too. */
@@ -1068,5 +1244,7 @@ int main(int argc, char **argv)
     asyncore_map_free(asyncore_map_default()); /* closes what is left */
     if (root_fd >= 0)
         close(root_fd);
+    if (access_log != NULL && access_log != stdout)
+        fclose(access_log);
     return rc;
 }

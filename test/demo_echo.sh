@@ -119,10 +119,10 @@ if [ -n "$APY" ]; then
             timeout $T $WRAP "$ECHO_CLIENT" -p "$port" -n 10 -s 1000 >"$tmp/bad.out"
             s=$?
             cat "$tmp/bad.out"
-            [ $s -eq 1 ] &&
+            [ $s -eq 5 ] &&
                 grep -q "^10 messages, 10000 bytes, 1 mismatches, " "$tmp/bad.out"
         }
-        check "client counts one corrupted echo as 1 mismatch and exits 1" corrupt
+        check "client counts one corrupted echo as 1 mismatch and exits 5 (protocol)" corrupt
         stop $pid
     else
         fail "python corrupting server starts"
@@ -134,11 +134,11 @@ if [ -n "$APY" ]; then
                 >"$tmp/early.out" 2>"$tmp/early.err"
             s=$?
             cat "$tmp/early.err"
-            [ $s -eq 1 ] &&
+            [ $s -eq 5 ] &&
                 grep -q "^asyncore-echo-client: connection closed early by 127.0.0.1:$port$" \
                     "$tmp/early.err"
         }
-        check "client exits 1 with a message when the server closes early" early_close
+        check "client exits 5 (protocol) with a message when the server closes early" early_close
         stop $pid
     else
         fail "python closing server starts"
@@ -150,6 +150,16 @@ fi
 if [ -n "${v4:-}" ]; then
     check "client -c 50 -n 200 -s 64 against our server: 10000 messages, 0 mismatches" \
         client_ok 10000 $WRAP "$ECHO_CLIENT" -p "$v4port" -c 50 -n 200 -s 64
+    check "client -H 127.0.0.1 (the server's host) connects" \
+        client_ok 10 $WRAP "$ECHO_CLIENT" -H 127.0.0.1 -p "$v4port" -n 10
+    check "client --host 127.0.0.1 connects" \
+        client_ok 10 $WRAP "$ECHO_CLIENT" --host 127.0.0.1 -p "$v4port" -n 10
+    # -h HOST, before -h meant help as in the other demos: still accepted.
+    old_h() {
+        client_ok 10 $WRAP "$ECHO_CLIENT" -h 127.0.0.1 -p "$v4port" -n 10 &&
+            grep -q '^asyncore-echo-client: -h HOST is now -H HOST$' "$tmp/client.err"
+    }
+    check "client -h 127.0.0.1 still connects, and says to use -H" old_h
 fi
 
 refused() {
@@ -157,21 +167,21 @@ refused() {
     timeout $T $WRAP "$ECHO_CLIENT" -p "$p" -c 3 -n 1 >/dev/null 2>"$tmp/refused.err"
     s=$?
     cat "$tmp/refused.err"
-    [ $s -eq 1 ] && [ "$(wc -l <"$tmp/refused.err")" -eq 1 ] &&
+    [ $s -eq 3 ] && [ "$(wc -l <"$tmp/refused.err")" -eq 1 ] &&
         grep -q "^asyncore-echo-client: cannot connect to 127.0.0.1:$p: Connection refused$" \
             "$tmp/refused.err"
 }
-check "client to a refused port exits 1 with one line naming host:port" refused
+check "client to a refused port exits 3 (connect) with one line naming host:port" refused
 
 no_socket() {
     timeout $T $WRAP "$ECHO_CLIENT" -u "$tmp/none.sock" -c 3 -n 1 >/dev/null 2>"$tmp/nosock.err"
     s=$?
     cat "$tmp/nosock.err"
-    [ $s -eq 1 ] && [ "$(wc -l <"$tmp/nosock.err")" -eq 1 ] &&
+    [ $s -eq 3 ] && [ "$(wc -l <"$tmp/nosock.err")" -eq 1 ] &&
         grep -q "^asyncore-echo-client: cannot connect to $tmp/none.sock: No such file or directory$" \
             "$tmp/nosock.err"
 }
-check "client to a missing Unix socket exits 1 with one line naming it" no_socket
+check "client to a missing Unix socket exits 3 (connect) with one line naming it" no_socket
 
 # ---- interactive mode ------------------------------------------------------
 
@@ -247,6 +257,18 @@ help_ok() {
 }
 check "server --help exits 0 with usage" help_ok "$ECHO_SERVER" --help
 check "client --help exits 0 with usage" help_ok "$ECHO_CLIENT" --help
+# -h is help in all four demos, as in curl and wget.
+check "server -h exits 0 with usage" help_ok "$ECHO_SERVER" -h
+check "client -h exits 0 with usage" help_ok "$ECHO_CLIENT" -h
+# version_ok PROG NAME: --version prints "NAME (libasyncore) VERSION", exit 0.
+version_ok() {
+    v=$(timeout $T "$1" --version) && echo "$v" &&
+        echo "$v" | grep -qx "$2 (libasyncore) [0-9][0-9.]*[0-9a-z.~+-]*"
+}
+check "server --version names it and libasyncore's version" \
+    version_ok "$ECHO_SERVER" asyncore-echo-server
+check "client --version names it and libasyncore's version" \
+    version_ok "$ECHO_CLIENT" asyncore-echo-client
 
 # ---- -t: a map per thread, listeners sharing the port (SO_REUSEPORT) ------
 

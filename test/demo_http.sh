@@ -43,13 +43,15 @@ fetched() {
     [ $status -eq 0 ] && [ ! -s "$tmp/$1.err" ]
 }
 
-# fails_with TAG REGEX ARGS...: the client exits 1 with exactly one line on
-# stderr, matching the extended REGEX.
+# fails_with TAG STATUS REGEX ARGS...: the client exits with STATUS (see
+# EXIT STATUS in its man page) and exactly one line on stderr, matching the
+# extended REGEX.
 fails_with() {
-    ftag=$1 fre=$2; shift 2
+    ftag=$1 fstatus=$2 fre=$3; shift 3
     client "$ftag" "$@"
     cat "$tmp/$ftag.err"
-    [ $status -eq 1 ] && [ "$(wc -l <"$tmp/$ftag.err")" -eq 1 ] &&
+    echo "exit status $status"
+    [ $status -eq $fstatus ] && [ "$(wc -l <"$tmp/$ftag.err")" -eq 1 ] &&
         grep -qE "$fre" "$tmp/$ftag.err"
 }
 
@@ -79,6 +81,7 @@ ln -s .. "$root/up"                      # a directory out of ROOT
 ln -s "$root/one" "$root/abs-inside"     # an absolute one back into ROOT
 ln -s ../root/page.html "$root/out-and-back"
 mkfifo "$root/fifo"
+mkdir "$root/host.example"               # a directory named like a host
 SIZES="zero one mib big"
 
 # ---- asyncore-http-client against python3 -m http.server ------------------------------
@@ -129,7 +132,7 @@ if start barrier1 python3 "$PEER" barrier; then
     # The first connection waits alone and times out; the second then
     # completes the barrier with the first's (abandoned) server thread.
     check "client -c 1 opens one connection at a time (the barrier server times out)" \
-        fails_with conc1 '^asyncore-http-client: timeout: no data from 127\.0\.0\.1:[0-9]+ for 1 s for ' \
+        fails_with conc1 6 '^asyncore-http-client: timeout: no data from 127\.0\.0\.1:[0-9]+ for 1 s for ' \
         -c 1 -t 1 -O "$tmp/conc1" "http://$addr/a" "http://127.0.0.1:$b2/b"
     stop $pid
 fi
@@ -192,18 +195,18 @@ if start redirect python3 "$PEER" redirect; then
     five() { fetched hop5 "http://$rd/hop/5" && [ "$(cat "$tmp/hop5.out")" = arrived ]; }
     check "client follows 5 relative redirects (301, 302, 303, 307, 308)" five
     check "client gives up after 5 redirects" \
-        fails_with hop6 "^asyncore-http-client: more than 5 redirects for http://$rd/hop/6\$" \
+        fails_with hop6 5 "^asyncore-http-client: more than 5 redirects for http://$rd/hop/6\$" \
         "http://$rd/hop/6"
     check "client stops a redirect loop" \
-        fails_with loop "^asyncore-http-client: more than 5 redirects for http://$rd/loop\$" \
+        fails_with loop 5 "^asyncore-http-client: more than 5 redirects for http://$rd/loop\$" \
         "http://$rd/loop"
     dots() { fetched dots "http://$rd/dots/a/b" && [ "$(cat "$tmp/dots.out")" = arrived ]; }
     check "client resolves Location '../../hop/0' against /dots/a/b" dots
     check "client follows a redirect to https (to a host that does not exist)" \
-        fails_with rdhttps "^asyncore-http-client: unknown host example\\.invalid for http://$rd/https\$" \
+        fails_with rdhttps 3 "^asyncore-http-client: unknown host example\\.invalid for http://$rd/https\$" \
         "http://$rd/https"
     check "client reports a 302 without Location as HTTP 302" \
-        fails_with noloc "^asyncore-http-client: HTTP 302 for http://$rd/nolocation\$" \
+        fails_with noloc 4 "^asyncore-http-client: HTTP 302 for http://$rd/nolocation\$" \
         "http://$rd/nolocation"
 else
     fail "redirect peer starts"
@@ -213,26 +216,26 @@ fi
 
 if start cmb python3 "$PEER" close-mid-body; then
     trunc_file() {
-        fails_with trunc "^asyncore-http-client: truncated body: got 5000 of 100000 bytes for http://$addr/len\$" \
+        fails_with trunc 5 "^asyncore-http-client: truncated body: got 5000 of 100000 bytes for http://$addr/len\$" \
             -o "$tmp/trunc.bin" "http://$addr/len" &&
             [ ! -e "$tmp/trunc.bin" ] && [ ! -e "$tmp/trunc.bin.part" ]
     }
     check "client: server closes mid-body (Content-Length): exit 1, no file, no .part" trunc_file
     trunc_dir() {
         rm -rf "$tmp/tdir"; mkdir "$tmp/tdir"
-        fails_with truncd "^asyncore-http-client: truncated chunked body: 127\\.0\\.0\\.1:$port closed before the last chunk for http://$addr/chunked\$" \
+        fails_with truncd 5 "^asyncore-http-client: truncated chunked body: 127\\.0\\.0\\.1:$port closed before the last chunk for http://$addr/chunked\$" \
             -O "$tmp/tdir" "http://$addr/chunked" && empty_dir "$tmp/tdir"
     }
     check "client: server closes mid-chunk: exit 1, DIR left empty" trunc_dir
     check "client: server closes without answering: 'empty reply'" \
-        fails_with emptyr "^asyncore-http-client: empty reply from 127\\.0\\.0\\.1:$port for http://$addr/empty\$" \
+        fails_with emptyr 5 "^asyncore-http-client: empty reply from 127\\.0\\.0\\.1:$port for http://$addr/empty\$" \
         "http://$addr/empty"
     stop $pid
 fi
 
 if start garbage python3 "$PEER" garbage-status; then
     check "client: garbage status line: exit 1 with a message" \
-        fails_with garbage "^asyncore-http-client: malformed status line from 127\\.0\\.0\\.1:$port for http://$addr/\$" \
+        fails_with garbage 5 "^asyncore-http-client: malformed status line from 127\\.0\\.0\\.1:$port for http://$addr/\$" \
         -o "$tmp/garbage.bin" "http://$addr/"
     check "client: no file after a garbage status line" test ! -e "$tmp/garbage.bin"
     stop $pid
@@ -240,10 +243,10 @@ fi
 
 if start huge python3 "$PEER" huge-header; then
     check "client: a 10 KiB header line is refused (8 KiB cap)" \
-        fails_with hline "^asyncore-http-client: header line longer than 8 KiB from 127\\.0\\.0\\.1:$port for http://$addr/line\$" \
+        fails_with hline 5 "^asyncore-http-client: header line longer than 8 KiB from 127\\.0\\.0\\.1:$port for http://$addr/line\$" \
         "http://$addr/line"
     check "client: 100 KiB of header lines are refused (64 KiB cap)" \
-        fails_with hblock "^asyncore-http-client: response header larger than 64 KiB from 127\\.0\\.0\\.1:$port for http://$addr/block\$" \
+        fails_with hblock 5 "^asyncore-http-client: response header larger than 64 KiB from 127\\.0\\.0\\.1:$port for http://$addr/block\$" \
         "http://$addr/block"
     big_ok() { fetched hok "http://$addr/ok" && [ "$(cat "$tmp/hok.out")" = fine ]; }
     check "client accepts 60 KiB of header lines" big_ok
@@ -252,48 +255,76 @@ fi
 
 if start badchunk python3 "$PEER" bad-chunk; then
     check "client: chunk size 'zz' is refused" \
-        fails_with bsize "^asyncore-http-client: bad chunk size from 127\\.0\\.0\\.1:$port for http://$addr/size\$" \
+        fails_with bsize 5 "^asyncore-http-client: bad chunk size from 127\\.0\\.0\\.1:$port for http://$addr/size\$" \
         "http://$addr/size"
     check "client: chunk data without its CRLF is refused" \
-        fails_with bcrlf "^asyncore-http-client: bad chunk from 127\\.0\\.0\\.1:$port: no CRLF after its data for http://$addr/crlf\$" \
+        fails_with bcrlf 5 "^asyncore-http-client: bad chunk from 127\\.0\\.0\\.1:$port: no CRLF after its data for http://$addr/crlf\$" \
         "http://$addr/crlf"
     stop $pid
 fi
 
 if start slow python3 "$PEER" slow; then
     check "client -t 1: a server that never answers times out" \
-        fails_with slow "^asyncore-http-client: timeout: no data from 127\\.0\\.0\\.1:$port for 1 s for http://$addr/\$" \
+        fails_with slow 6 "^asyncore-http-client: timeout: no data from 127\\.0\\.0\\.1:$port for 1 s for http://$addr/\$" \
         -t 1 "http://$addr/"
     stalled() {
-        fails_with stall "^asyncore-http-client: timeout: no data from 127\\.0\\.0\\.1:$port for 1 s for http://$addr/body\$" \
+        fails_with stall 6 "^asyncore-http-client: timeout: no data from 127\\.0\\.0\\.1:$port for 1 s for http://$addr/body\$" \
             -t 1 -o "$tmp/stall.bin" "http://$addr/body" &&
             [ ! -e "$tmp/stall.bin" ] && [ ! -e "$tmp/stall.bin.part" ]
     }
     check "client -t 1: a body that stalls halfway times out, no file left" stalled
+    # interrupted SIG STATUS PART ARGS...: the client is killed by SIG
+    # while its .part file (PART) holds half a body; it must remove it and
+    # exit with STATUS, 128 + the signal's number (as a shell reports it).
+    interrupted() {
+        sig=$1 want=$2 part=$3; shift 3
+        $WRAP "$CLIENT" -q "$@" >"$tmp/sig.out" 2>"$tmp/sig.err" &
+        cpid=$!
+        pids="$pids $cpid"
+        timeout $T sh -c "until [ -e '$part' ]; do kill -0 $cpid || exit 1; sleep 0.05; done" ||
+            { echo "no $part appeared"; stop $cpid; return 1; }
+        kill -$sig $cpid
+        finish $cpid
+        cat "$tmp/sig.err"
+        echo "exit status $status"
+        [ $status -eq $want ] && [ ! -e "$part" ]
+    }
+    sig_dir() {
+        rm -rf "$tmp/sigd"; mkdir "$tmp/sigd"
+        interrupted INT 130 "$tmp/sigd/.body.part" -t 20 -O "$tmp/sigd" "http://$addr/body" &&
+            empty_dir "$tmp/sigd"
+    }
+    check "client -O DIR: SIGINT mid-body removes DIR/.NAME.part, exit 130" sig_dir
+    sig_file() {
+        rm -f "$tmp/sigf.bin"
+        interrupted TERM 143 "$tmp/sigf.bin.part" -t 20 -o "$tmp/sigf.bin" "http://$addr/body" &&
+            [ ! -e "$tmp/sigf.bin" ]
+    }
+    check "client -o FILE: SIGTERM mid-body removes FILE.part, exit 143" sig_file
     stop $pid
 fi
 
 if start reset python3 "$PEER" reset; then
     check "client: a reset connection: exit 1 with a message" \
-        fails_with reset "^asyncore-http-client: connection to 127\\.0\\.0\\.1:$port lost: Connection reset by peer for http://$addr/\$" \
+        fails_with reset 5 "^asyncore-http-client: connection to 127\\.0\\.0\\.1:$port lost: Connection reset by peer for http://$addr/\$" \
         "http://$addr/"
     stop $pid
 fi
 
 free_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 check "client: refused port: exit 1 naming host:port" \
-    fails_with refused "^asyncore-http-client: cannot connect to 127\\.0\\.0\\.1:$free_port: Connection refused for http://127\\.0\\.0\\.1:$free_port/x\$" \
+    fails_with refused 3 "^asyncore-http-client: cannot connect to 127\\.0\\.0\\.1:$free_port: Connection refused for http://127\\.0\\.0\\.1:$free_port/x\$" \
     "http://127.0.0.1:$free_port/x"
 check "client: unknown host: exit 1 naming it" \
-    fails_with unknown "^asyncore-http-client: unknown host nosuch\\.invalid for http://nosuch\\.invalid/\$" \
+    fails_with unknown 3 "^asyncore-http-client: unknown host nosuch\\.invalid for http://nosuch\\.invalid/\$" \
     "http://nosuch.invalid/"
 check "client: ftp:// URL: exit 1, bad URL" \
-    fails_with ftp '^asyncore-http-client: bad URL \(only http:// and https:// URLs are supported\): ftp://example\.com/$' \
+    fails_with ftp 1 '^asyncore-http-client: bad URL \(only http:// and https:// URLs are supported\): ftp://example\.com/$' \
     "ftp://example.com/"
 check "client: 'http://[::1/' is a bad URL" \
-    fails_with badv6 '^asyncore-http-client: bad URL ' "http://[::1/"
+    fails_with badv6 1 '^asyncore-http-client: bad URL ' "http://[::1/"
 check "client: port 99999 is a bad URL" \
-    fails_with badport '^asyncore-http-client: bad URL ' "http://127.0.0.1:99999/"
+    fails_with badport 1 '^asyncore-http-client: bad URL ' "http://127.0.0.1:99999/"
 
 # ---- https://: openssl s_server and a server that skips close_notify ---------------
 # A self-signed certificate for the name localhost only, made here.  Every
@@ -318,10 +349,10 @@ if command -v openssl >/dev/null 2>&1 &&
                        "https://localhost:$tp/big" && same "$root/mib" "$tmp/tls.big"; }
         check "client fetches https:// from openssl s_server, byte-exact (1 MiB)" tls_ok
         check "client refuses a certificate its CA bundle does not know" \
-            fails_with tlsca "^asyncore-http-client: TLS handshake with localhost:$tp failed: certificate verify failed: self-signed certificate for https://localhost:$tp/big\$" \
+            fails_with tlsca 3 "^asyncore-http-client: TLS handshake with localhost:$tp failed: certificate verify failed: self-signed certificate for https://localhost:$tp/big\$" \
             "https://localhost:$tp/big"
         check "client refuses a certificate for another name (127.0.0.1)" \
-            fails_with tlsname "^asyncore-http-client: TLS handshake with 127\\.0\\.0\\.1:$tp failed: certificate verify failed: IP address mismatch for https://127\\.0\\.0\\.1:$tp/big\$" \
+            fails_with tlsname 3 "^asyncore-http-client: TLS handshake with 127\\.0\\.0\\.1:$tp failed: certificate verify failed: IP address mismatch for https://127\\.0\\.0\\.1:$tp/big\$" \
             --cacert "$tmp/tls.crt" "https://127.0.0.1:$tp/big"
         tls_k() { fetched tlsk -k -o "$tmp/tls.k" "https://127.0.0.1:$tp/big" &&
                       same "$root/mib" "$tmp/tls.k"; }
@@ -354,7 +385,7 @@ PY
     if start cut python3 "$tmp/cut.py" "$tmp/tls.crt" "$tmp/tls.key"; then
         tls_cut() {
             mkdir -p "$tmp/cutdir"
-            fails_with tlscut "^asyncore-http-client: truncated body: localhost:$port closed without TLS close_notify for https://localhost:$port/x\$" \
+            fails_with tlscut 5 "^asyncore-http-client: truncated body: localhost:$port closed without TLS close_notify for https://localhost:$port/x\$" \
                 --cacert "$tmp/tls.crt" -O "$tmp/cutdir" "https://localhost:$port/x" &&
                 empty_dir "$tmp/cutdir"
         }
@@ -371,7 +402,7 @@ s.listen(8)
 print("listening on 127.0.0.1:%d" % s.getsockname()[1], flush=True)
 time.sleep(600)'; then
         check "client times out a TLS handshake that never ends (-t 1)" \
-            fails_with tlsmute "^asyncore-http-client: timeout connecting to 127\\.0\\.0\\.1:$port after 1 s for https://127\\.0\\.0\\.1:$port/\$" \
+            fails_with tlsmute 6 "^asyncore-http-client: timeout connecting to 127\\.0\\.0\\.1:$port after 1 s for https://127\\.0\\.0\\.1:$port/\$" \
             -k -t 1 "https://127.0.0.1:$port/"
     else
         fail "silent TLS server starts"
@@ -413,12 +444,12 @@ if start server $WRAP "$SERVER" -p 0 -r "$root"; then
     [ -n "${rd:-}" ] &&
         check "client follows a redirect to another server, saving under the first URL's name" away
     check "client: 404 from our server: exit 1, 'HTTP 404 for URL', no file" \
-        fails_with c404 "^asyncore-http-client: HTTP 404 for http://$sa/missing\$" \
+        fails_with c404 4 "^asyncore-http-client: HTTP 404 for http://$sa/missing\$" \
         -o "$tmp/c404.bin" "http://$sa/missing"
     test ! -e "$tmp/c404.bin" || fail "client left a file after a 404"
     mixed() {
         rm -rf "$tmp/mixed"; mkdir "$tmp/mixed"
-        fails_with mixed "^asyncore-http-client: HTTP 404 for http://$sa/missing\$" \
+        fails_with mixed 4 "^asyncore-http-client: HTTP 404 for http://$sa/missing\$" \
             -O "$tmp/mixed" "http://$sa/missing" "http://$sa/mib" &&
             same "$root/mib" "$tmp/mixed/mib" && [ "$(ls -A "$tmp/mixed")" = mib ]
     }
@@ -489,6 +520,70 @@ if start server $WRAP "$SERVER" -p 0 -r "$root"; then
             grep -q '^Content-Type: text/html' "$tmp/ct"
     }
     check "server: Content-Type text/html for .html" ctype
+
+    # Conditional and partial GETs: Last-Modified, If-Modified-Since (304),
+    # one byte range (206 with Content-Range; 416 past the end), and so a
+    # resumed download (curl -C -).
+    # head_of URL [CURL-ARGS]: the response header, CRs dropped, in $tmp/hd.
+    head_of() { u=$1; shift; rm -f "$tmp/body"; timeout $T curl -s -D - -o "$tmp/body" "$@" "$u" | tr -d '\r' >"$tmp/hd"; }
+    mtime_of() { LC_ALL=C date -u -r "$1" '+%a, %d %b %Y %H:%M:%S GMT'; }
+    last_modified() {
+        head_of "http://$sa/mib" -I && grep '^Last-Modified' "$tmp/hd" &&
+            grep -qx "Last-Modified: $(mtime_of "$root/mib")" "$tmp/hd" &&
+            grep -qx 'Accept-Ranges: bytes' "$tmp/hd"
+    }
+    check "server: Last-Modified is the file's mtime, and Accept-Ranges: bytes" last_modified
+    not_modified() {
+        head_of "http://$sa/mib" -H "If-Modified-Since: $(mtime_of "$root/mib")" &&
+            grep -q '^HTTP/1.1 304 ' "$tmp/hd" && [ ! -s "$tmp/body" ] &&
+            [ "$(code "http://$sa/mib" -H 'If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT')" = 200 ] &&
+            [ "$(code "http://$sa/mib" -H 'If-Modified-Since: Saturday, 01-Jan-00 00:00:00 GMT')" = 200 ] &&
+            [ "$(code "http://$sa/mib" -H 'If-Modified-Since: not a date')" = 200 ] &&
+            [ "$(code "http://$sa/mib" -z "$root/mib")" = 304 ]
+    }
+    check "server: If-Modified-Since gives 304 without a body when the file is not newer, else 200" \
+        not_modified
+    # slice FILE FIRST COUNT: COUNT bytes of FILE from FIRST, to stdout.
+    slice() { tail -c +$(($2 + 1)) "$1" | head -c "$3"; }
+    one_range() {
+        head_of "http://$sa/mib" -r 100-199 && grep -q '^HTTP/1.1 206 ' "$tmp/hd" &&
+            grep -qx 'Content-Range: bytes 100-199/1048576' "$tmp/hd" &&
+            grep -qx 'Content-Length: 100' "$tmp/hd" &&
+            slice "$root/mib" 100 100 | cmp -s - "$tmp/body"
+    }
+    check "server: Range bytes=100-199 gives 206, Content-Range and those 100 bytes" one_range
+    big_range() {
+        head_of "http://$sa/big" -r 10000000- && grep -q '^HTTP/1.1 206 ' "$tmp/hd" &&
+            grep -qx "Content-Range: bytes 10000000-$(((20 << 20) - 1))/$((20 << 20))" "$tmp/hd" &&
+            slice "$root/big" 10000000 $((20 << 20)) | cmp -s - "$tmp/body"
+    }
+    check "server: Range bytes=10000000- of 20 MiB (streamed) gives the tail, byte-exact" big_range
+    suffix_range() {
+        head_of "http://$sa/mib" -r -5 && grep -q '^HTTP/1.1 206 ' "$tmp/hd" &&
+            tail -c 5 "$root/mib" | cmp -s - "$tmp/body"
+    }
+    check "server: Range bytes=-5 gives the last 5 bytes" suffix_range
+    unsatisfiable() {
+        head_of "http://$sa/mib" -r 2000000- && grep -q '^HTTP/1.1 416 ' "$tmp/hd" &&
+            grep -qx 'Content-Range: bytes \*/1048576' "$tmp/hd"
+    }
+    check "server: Range past the end gives 416 with Content-Range: bytes */SIZE" unsatisfiable
+    several_ranges() {
+        head_of "http://$sa/one" -r 0-0,2-3 && grep -q '^HTTP/1.1 200 ' "$tmp/hd" &&
+            cmp -s "$root/one" "$tmp/body"
+    }
+    check "server: several ranges get the whole file (200)" several_ranges
+    if_range() {
+        [ "$(code "http://$sa/mib" -r 0-9 -H "If-Range: $(mtime_of "$root/mib")")" = 206 ] &&
+            [ "$(code "http://$sa/mib" -r 0-9 -H 'If-Range: Sat, 01 Jan 2000 00:00:00 GMT')" = 200 ] &&
+            [ "$(code "http://$sa/mib" -r 0-9 -H 'If-Range: "an-etag"')" = 200 ]
+    }
+    check "server: If-Range: the range only if the date is the file's Last-Modified" if_range
+    resume() {
+        head -c 300000 "$root/big" >"$tmp/resumed"
+        timeout $T curl -sS -f -C - -o "$tmp/resumed" "http://$sa/big" && same "$root/big" "$tmp/resumed"
+    }
+    check "curl -C - resumes 20 MiB from our server after 300000 bytes (SHA-256)" resume
     keepalive() {
         timeout $T curl -sv -o /dev/null -o /dev/null "http://$sa/one" "http://$sa/mib" \
             2>"$tmp/curlv" && grep -q 'Re-using existing connection' "$tmp/curlv"
@@ -543,6 +638,26 @@ EOF
     }
     check "server answers pipelined large, small and HEAD requests in order, byte-exact" \
         pipelined_mixed
+    # A large range queued behind another answer is read from the file
+    # opened again when its turn comes, from the range's first byte.
+    pipelined_range() {
+        printf 'GET /mib HTTP/1.1\r\nHost: x\r\n\r\nGET /big HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-200999\r\nConnection: close\r\n\r\n' |
+            raw piper || return 1
+        python3 - "$tmp/piper" "$root" <<'EOF'
+import sys
+data = open(sys.argv[1], "rb").read()
+mib = open(sys.argv[2] + "/mib", "rb").read()
+big = open(sys.argv[2] + "/big", "rb").read()
+for status, want in ((b"200 OK", mib), (b"206 Partial Content", big[1000:201000])):
+    head, sep, data = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 " + status + b"\r\n"), head
+    assert sep and data[:len(want)] == want
+    data = data[len(want):]
+assert data == b"", data
+EOF
+    }
+    check "server answers a pipelined 200 KB range behind a 1 MiB answer, byte-exact" \
+        pipelined_range
     half_close() {
         printf 'GET /mib HTTP/1.1\r\nHost: x\r\n\r\n' | raw half --half-close &&
             [ "$(wc -c <"$tmp/half")" -gt $((1 << 20)) ]
@@ -571,6 +686,21 @@ EOF
     check "server: HTTP/1.1 without Host gives 400" no_host
     http2() { printf 'GET /one HTTP/2.0\r\nHost: x\r\n\r\n' | raw h2 && [ "$(status_of h2)" = 505 ]; }
     check "server: HTTP/2.0 gives 505" http2
+    # "//host.example" names ROOT/host.example, but a Location "//host.example/"
+    # is scheme-relative: browsers would follow it to that host.
+    no_offsite() {
+        printf 'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$1" |
+            raw offsite || return 1
+        loc=$(tr -d '\r' <"$tmp/offsite" | sed -n 's/^Location: //p')
+        echo "Location: $loc"
+        [ "$(status_of offsite)" = 301 ] && [ "$loc" = "$2" ]
+    }
+    check "server: GET //host.example redirects to /host.example/, never to //host.example/" \
+        no_offsite //host.example /host.example/
+    check "server: GET ///host.example?q redirects to /host.example/?q" \
+        no_offsite '///host.example?q' '/host.example/?q'
+    check "server: GET http://x//host.example redirects to /host.example/" \
+        no_offsite http://x//host.example /host.example/
     body_skipped() {
         printf 'GET /one HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /one HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
             raw gbody && [ "$(grep -ao 'HTTP/1.1 200 OK' "$tmp/gbody" | wc -l)" -eq 2 ]
@@ -637,6 +767,76 @@ else
     skip "progress bar (no server or no script(1))"
 fi
 
+# ---- the access log (-l FILE): one line per answer, Common Log Format ------------------------
+
+if start logged $WRAP "$SERVER" -p 0 -r "$root" -l "$tmp/access.log"; then
+    lpid=$pid
+    # CLF: HOST IDENT USER [DATE] "REQUEST" STATUS BYTES
+    clf='^127\.0\.0\.1 - - \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4}\] '
+    access_log() {
+        timeout $T curl -sS -o /dev/null "http://$addr/one" &&
+            timeout $T curl -sS -I -o /dev/null "http://$addr/one" &&
+            timeout $T curl -s -o /dev/null "http://$addr/missing" &&
+            printf 'GET /a"b\\c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+                timeout $T python3 "$PEER" raw "$addr" >/dev/null || return 1
+        # Each line is written when its answer is queued: no waiting.
+        cat "$tmp/access.log"
+        [ "$(wc -l <"$tmp/access.log")" -eq 4 ] &&
+            sed -n 1p "$tmp/access.log" | grep -qE "$clf\"GET /one HTTP/1\.1\" 200 1\$" &&
+            sed -n 2p "$tmp/access.log" | grep -qE "$clf\"HEAD /one HTTP/1\.1\" 200 -\$" &&
+            sed -n 3p "$tmp/access.log" | grep -qE "$clf\"GET /missing HTTP/1\.1\" 404 [0-9]+\$" &&
+            sed -n 4p "$tmp/access.log" |
+                grep -qE "$clf\"GET /a\\\\x22b\\\\x5Cc HTTP/1\.1\" [0-9]{3} [0-9]+\$"
+    }
+    check "server -l FILE logs each answer in the Common Log Format, quotes escaped" access_log
+    stop $lpid
+else
+    fail "server starts with -l FILE"
+fi
+bad_log() {
+    timeout $T $WRAP "$SERVER" -p 0 -r "$root" -l "$tmp/none/access.log" >/dev/null 2>"$tmp/badlog.err"
+    [ $? -eq 1 ] &&
+        grep -q "^asyncore-http-server: $tmp/none/access.log: No such file or directory$" "$tmp/badlog.err"
+}
+check "server -l in a missing directory exits 1 with a message" bad_log
+
+# ---- out of descriptors: 503, not 403 -------------------------------------------------------
+
+# A server allowed 32 descriptors; kept-alive connections take them one by
+# one, each asking for a file, until the last is accepted and its file
+# cannot be opened: that answer must be 503 with Retry-After (the trouble
+# passes), not 403 (the file is forbidden).
+if start emfile sh -c 'ulimit -n 32 && exec "$@"' sh $WRAP "$SERVER" -p 0 -r "$root"; then
+    out_of_fds() {
+        timeout $T python3 - "$addr" <<'EOF'
+import socket, sys
+host, port = sys.argv[1].rsplit(":", 1)
+conns = []
+for i in range(64):
+    s = socket.create_connection((host, int(port)), timeout=10)
+    conns.append(s)
+    s.sendall(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head = data.split(b"\r\n\r\n")[0].decode("latin-1")
+    status = head.split(" ")[1] if " " in head else "none"
+    if status != "200":
+        print("connection %d: %s" % (i + 1, head.replace("\r\n", " | ")))
+        sys.exit(0 if status == "503" and "\r\nRetry-After: " in head else 1)
+print("no error after 64 connections")
+sys.exit(1)
+EOF
+    }
+    check "server out of descriptors answers 503 with Retry-After, not 403" out_of_fds
+    stop $pid
+else
+    fail "server starts with ulimit -n 32"
+fi
+
 # ---- exit codes and lifetime ------------------------------------------------------------
 
 if [ -n "${sa:-}" ]; then
@@ -682,11 +882,35 @@ help_ok() {
 }
 check "server --help exits 0 with usage" help_ok "$SERVER"
 check "client --help exits 0 with usage" help_ok "$CLIENT"
+help_h() {
+    timeout $T "$1" -h >"$tmp/help.out" 2>&1 && grep -q "^usage: " "$tmp/help.out"
+}
+check "server -h exits 0 with usage" help_h "$SERVER"
+check "client -h exits 0 with usage" help_h "$CLIENT"
+# version_ok PROG NAME: --version prints "NAME (libasyncore) VERSION", exit 0.
+version_ok() {
+    v=$(timeout $T "$1" --version) && echo "$v" &&
+        echo "$v" | grep -qx "$2 (libasyncore) [0-9][0-9.]*[0-9a-z.~+-]*"
+}
+check "server --version names it and libasyncore's version" \
+    version_ok "$SERVER" asyncore-http-server
+check "client --version names it and libasyncore's version" \
+    version_ok "$CLIENT" asyncore-http-client
 same_name() {
     mkdir -p "$tmp/same"
-    fails_with samename "^asyncore-http-client: http://h/a/x and http://h/b/x would both be saved as $tmp/same/x\$" \
+    fails_with samename 1 "^asyncore-http-client: http://h/a/x and http://h/b/x would both be saved as $tmp/same/x\$" \
         -O "$tmp/same" http://h/a/x http://h/b/x
 }
 check "client -O refuses two URLs with the same file name" same_name
+# ".../a" is saved through "DIR/.a.part": a URL whose name is ".a.part" would
+# be written to the same file, and the wrong bytes saved as "DIR/a".
+part_name() {
+    mkdir -p "$tmp/pname"
+    fails_with pname 1 "^asyncore-http-client: http://h/a and http://h/.a.part would both use $tmp/pname/\.a\.part, one as its temporary file\$" \
+        -O "$tmp/pname" -c 2 http://h/a http://h/.a.part &&
+    fails_with pname2 1 "^asyncore-http-client: http://h/.a.part and http://h/a would both use $tmp/pname/\.a\.part, one as its temporary file\$" \
+        -O "$tmp/pname" -c 2 http://h/.a.part http://h/a && empty_dir "$tmp/pname"
+}
+check "client -O refuses a URL whose name is another's temporary name (a, .a.part)" part_name
 
 summary

@@ -15,7 +15,7 @@
 #   signed, overflowing, listed and conflicting Content-Lengths, a huge
 #   announced length, overflowing, negative and control-character chunk
 #   sizes, a huge chunk cut short, a NUL in a header, status 999, binary
-#   noise -- each: exit 1, one clear line, no file left behind; and a
+#   noise -- each: exit 5, one clear line, no file left behind; and a
 #   hostile URL fetched beside a good one on another server (our
 #   asyncore-http-server, -c 2): the good one is saved whole;
 #
@@ -28,7 +28,8 @@
 #   ever reading -- meanwhile curl gets every file whole, and the server's
 #   memory stays bounded; with $HOSTILE_IDLE_ARGS (the server's request-
 #   header deadline, default "-t 3") the slowloris connections are closed
-#   within seconds.  Afterwards the server still serves,
+#   within seconds, and so are 10 that send a whole header, then drip its
+#   body.  Afterwards the server still serves,
 #   exits 0 on SIGTERM, and no demo printed a sanitizer or valgrind report;
 #
 #   the server's idle timeout (-t 1, a server of its own): a client that
@@ -61,14 +62,15 @@ scratch hostile_http
 
 # ---- the client against a hostile server ------------------------------------
 
-# refused PATH REGEX: exit 1, one line on stderr matching REGEX, no file.
+# refused PATH REGEX: exit 5 (a broken response), one line on stderr
+# matching REGEX, no file.
 refused() {
     rm -f "$tmp/body"
     timeout $T $WRAP "$CLIENT" -q -t 10 -o "$tmp/body" "http://$haddr/$1" \
         >"$tmp/c.out" 2>"$tmp/c.err"
     s=$?
     cat "$tmp/c.err"
-    [ $s -eq 1 ] && [ "$(wc -l <"$tmp/c.err")" -eq 1 ] &&
+    [ $s -eq 5 ] && [ "$(wc -l <"$tmp/c.err")" -eq 1 ] &&
         grep -qE "$2" "$tmp/c.err" && [ ! -e "$tmp/body" ] &&
         [ -z "$(ls "$tmp" | grep '\.part$')" ]
 }
@@ -117,7 +119,7 @@ if start hostile $PEER server; then
                 >"$tmp/b.out" 2>"$tmp/b.err"
             s=$?
             cat "$tmp/b.err"
-            [ $s -eq 1 ] && cmp -s "$root/mib" "$tmp/both/mib" &&
+            [ $s -eq 5 ] && cmp -s "$root/mib" "$tmp/both/mib" &&
                 [ ! -e "$tmp/both/chunk-overflow" ]
         }
         check "client -c 2: a hostile server beside a good one: the good file is saved whole" beside
@@ -203,6 +205,12 @@ if start ours $WRAP "$SERVER" -p 0 -r "$root"; then
             cat "$tmp/idle.out"
             check "server $HOSTILE_IDLE_ARGS: the header deadline closed every slowloris connection" \
                 grep -q 'closed 100 of 100' "$tmp/idle.out"
+            # The same deadline covers a request's body: a client dripping
+            # it a byte a second is never idle, and must not be held either.
+            $PEER slowloris "$addr" --conns 10 --seconds 30 --body >"$tmp/idleb.out" 2>&1
+            cat "$tmp/idleb.out"
+            check "server $HOSTILE_IDLE_ARGS: the request deadline closed every connection dripping a body" \
+                grep -q 'closed 10 of 10' "$tmp/idleb.out"
             kill -TERM "$ipid"
             finish "$ipid"
         else

@@ -8,10 +8,12 @@
         sends stdin as one write, optionally half-closes, then prints what
         comes back until the server closes (or S seconds of silence, then
         prints "[open]").  Exit 0.
-  slowloris ADDR --conns K --seconds S
+  slowloris ADDR --conns K --seconds S [--body]
         K connections that each send a request head one byte per second,
         never finishing it, for S seconds; prints how many the server
-        closed ("closed N of K") and exits 0.
+        closed ("closed N of K") and exits 0.  With --body, each sends a
+        whole head announcing a 100000-byte body at once, then drips the
+        body one byte per second.
   greedy ADDR --path P --requests N --seconds S
         pipelines N GET requests for P and never reads, for S seconds; then
         prints how many bytes it managed to send and closes.
@@ -146,8 +148,13 @@ def slowloris(args):
     socks = []
     for _ in range(args.conns):
         s = socket.create_connection(parse_addr(args.addr), timeout=30)
+        if args.body:
+            s.sendall(b"GET /good HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: 100000\r\n\r\n")
         s.setblocking(False)
         socks.append(s)
+    if args.body:
+        head = b"a" * 100000
     closed = set()
     end = time.monotonic() + args.seconds
     i = 0
@@ -390,6 +397,7 @@ def main():
     a.add_argument("addr")
     a.add_argument("--conns", type=int, required=True)
     a.add_argument("--seconds", type=float, required=True)
+    a.add_argument("--body", action="store_true")
     a = sub.add_parser("greedy")
     a.add_argument("addr")
     a.add_argument("--path", required=True)
