@@ -13,6 +13,14 @@
 #     python3's socket and ssl modules) and its outcome asserted; every
 #     step is bounded in time.
 #
+#   readme_examples.sh
+#       (make check) install from $top_builddir into a scratch DESTDIR.
+#   readme_examples.sh --installed ROOT PCDIR
+#       (autopkgtest, scripts/debian-build) use an existing install: ROOT is
+#       the scratch root ('' for a real install), PCDIR the directory
+#       holding asyncore.pc under it; the library is loaded from the .pc's
+#       libdir under ROOT.
+#
 # An example is recognised by what it calls and has a recipe below; an
 # example without one fails the test, so a new example gets a recipe.  The
 # fixed ports of the examples (8080, 8007, 7007, 443) are replaced by a free
@@ -26,10 +34,20 @@ PKG_CONFIG=${PKG_CONFIG:-pkg-config}
 T=20 # seconds any one run of an example may take
 
 command -v python3 >/dev/null 2>&1 || { echo "SKIP: python3 is not installed"; exit 77; }
-if [ ! -f "$top_builddir/lib/.libs/libasyncore.so" ]; then
-    echo "SKIP: no shared library to install (--disable-shared)"
-    exit 77
-fi
+case "${1:-}" in
+--installed)
+    [ $# -eq 3 ] || { echo "usage: $0 [--installed ROOT PCDIR]"; exit 2; }
+    root=$2 pcdir=$3
+    ;;
+"")
+    root= pcdir=
+    if [ ! -f "$top_builddir/lib/.libs/libasyncore.so" ]; then
+        echo "SKIP: no shared library to install (--disable-shared)"
+        exit 77
+    fi
+    ;;
+*) echo "usage: $0 [--installed ROOT PCDIR]"; exit 2 ;;
+esac
 
 tmp=$(mktemp -d)
 pids=
@@ -44,21 +62,30 @@ peer() { python3 "$srcdir/test/example_peer.py" "$@"; }
 bg() { "$@" & pids="$pids $!"; }
 
 # ---- 1. an installed copy ------------------------------------------------
-dest="$tmp/dest"
-# A make of our own, not the one running the tests: its job server and
-# command-line variables are not ours to use.
-if ! (unset MAKEFLAGS MFLAGS MAKELEVEL
-      ${MAKE:-make} -s -C "$top_builddir" install DESTDIR="$dest") >"$tmp/install.log" 2>&1; then
-    cat "$tmp/install.log"
-    echo "FAIL: make install DESTDIR=$dest"
-    exit 1
+if [ -z "$pcdir" ]; then
+    root="$tmp/dest"
+    # A make of our own, not the one running the tests: its job server and
+    # command-line variables are not ours to use.
+    if ! (unset MAKEFLAGS MFLAGS MAKELEVEL
+          ${MAKE:-make} -s -C "$top_builddir" install DESTDIR="$root") >"$tmp/install.log" 2>&1; then
+        cat "$tmp/install.log"
+        echo "FAIL: make install DESTDIR=$root"
+        exit 1
+    fi
+    pc=$(find "$root" -name asyncore.pc | head -1)
+    [ -n "$pc" ] || { echo "FAIL: asyncore.pc not installed"; exit 1; }
+    pcdir=$(dirname "$pc")
 fi
-pc=$(find "$dest" -name asyncore.pc | head -1)
-[ -n "$pc" ] || { echo "FAIL: asyncore.pc not installed"; exit 1; }
-PKG_CONFIG_PATH="$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-PKG_CONFIG_SYSROOT_DIR=$dest
-export PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
-libdir=$dest$(unset PKG_CONFIG_SYSROOT_DIR; $PKG_CONFIG --variable=libdir asyncore)
+[ -f "$pcdir/asyncore.pc" ] || { echo "FAIL: no asyncore.pc in $pcdir"; exit 1; }
+PKG_CONFIG_PATH="$pcdir${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+export PKG_CONFIG_PATH
+# The .pc names the final paths; under a DESTDIR or scratch root the
+# sysroot variable maps them into it.
+if [ -n "$root" ]; then
+    PKG_CONFIG_SYSROOT_DIR=$root
+    export PKG_CONFIG_SYSROOT_DIR
+fi
+libdir=$root$(unset PKG_CONFIG_SYSROOT_DIR; $PKG_CONFIG --variable=libdir asyncore)
 LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export LD_LIBRARY_PATH
 echo "pkg-config --cflags --libs asyncore: $($PKG_CONFIG --cflags --libs asyncore)"
