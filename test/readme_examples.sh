@@ -175,7 +175,8 @@ start() {
 stop() {
     kill -TERM "$1" 2>/dev/null
     i=0
-    while kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; do
+    # Until it is gone or a zombie (exited, not yet reaped).
+    while [ -r "/proc/$1/stat" ] && ! grep -q ') Z ' "/proc/$1/stat" 2>/dev/null; do
         i=$((i + 1))
         [ "$i" -le $((T * 10)) ] || { kill -9 "$1"; echo "  still running after SIGTERM"; }
         sleep 0.1
