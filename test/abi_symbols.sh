@@ -63,14 +63,16 @@ done | perl -0777 -ne '
     }' | LC_ALL=C sort -u >"$tmp/declared"
 
 # ---- manned: names on NAME lines, links, and each page's SYNOPSIS.
-pages=${ABI_MAN3:-$(cd "$srcdir" && ls man/*.3 2>/dev/null)}
+pages=${ABI_MAN3:-$(cd "$srcdir" && ls man/man3/*.3 2>/dev/null)}
 : >"$tmp/manned"
 : >"$tmp/files"
+: >"$tmp/paths"
 for p in $pages; do
     f="$srcdir/$p"
     [ -f "$f" ] || { echo "man page $p not found"; fail=1; continue; }
     base=$(basename "$p" .3)
     echo "$base" >>"$tmp/files"
+    echo "$base $f" >>"$tmp/paths"
     target=$(sed -n 's|^\.so man3/\(.*\)\.3$|\1|p' "$f")
     if [ -n "$target" ]; then
         echo "$base $target" >>"$tmp/links"
@@ -90,10 +92,11 @@ awk '{ print $1 }' "$tmp/name_page" | LC_ALL=C sort -u >"$tmp/manned"
 # lists it in NAME and declares it in SYNOPSIS.
 while read -r name page; do
     if ! grep -qx "$name" "$tmp/files"; then
-        echo "man: $name (on the NAME line of $page.3) has no man/$name.3 link"
+        echo "man: $name (on the NAME line of $page.3) has no man/man3/$name.3 link"
         fail=1
     fi
-    if ! sed -n '/^\.SH SYNOPSIS/,/^\.SH/p' "$srcdir/man/$page.3" | grep -q "$name("; then
+    f=$(sed -n "s|^$page ||p" "$tmp/paths" | head -1)
+    if ! sed -n '/^\.SH SYNOPSIS/,/^\.SH/p' "$f" | grep -q "$name("; then
         echo "man: $page.3 lists $name but its SYNOPSIS does not declare it"
         fail=1
     fi

@@ -1,11 +1,14 @@
 #!/bin/sh
-# Every man page of the distribution (man/*.1, *.3, *.7) renders without a
-# single warning: `mandoc -Tlint -Wstyle` and `groff -ww -man` print
-# nothing.  Link pages (one line, ".so man3/PAGE.3") must point to a page
-# that exists; mandoc's only remark on them, ".so is fragile", is about .so
-# itself and is expected (Debian's dh_installman turns them into symlinks).
-# The library's pages (sections 3 and 7) name this release in .TH, so they
-# cannot silently go stale.
+# Every man page of the distribution (man/man1/*.1, man/man3/*.3,
+# man/man7/*.7) renders without a single warning: `mandoc -Tlint -Wstyle`
+# and `groff -ww -man` print nothing.  Link pages (one line, ".so
+# man3/PAGE.3") must point to a page that exists; mandoc's only remark on
+# them, ".so is fragile", is about .so itself and is expected (Debian's
+# dh_installman turns them into symlinks).  The library's pages (sections
+# 3 and 7) name this release in .TH, so they cannot silently go stale.
+# The tree is laid out as under /usr/share/man, so that the .so links
+# resolve from the man root and `man -M man NAME` reads any page from a
+# checkout: where man(1) is installed, that is tried too.
 set -u
 srcdir=${srcdir:-.}
 top_builddir=${top_builddir:-.}
@@ -26,18 +29,19 @@ version=$(sed -n 's/^#define ASYNCORE_VERSION_STRING "\(.*\)"$/\1/p' "$vh")
 vh="$(cd "$(dirname "$vh")" && pwd)/version.h"  # still found after the cd below
 macro() { sed -n "s/^#define ASYNCORE_VERSION_$1 \\([0-9]*\\)\$/\\1/p" "$vh"; }
 
-# Lay the pages out as under /usr/share/man, so ".so man3/X.3" resolves
-# relative to the current directory as man(1) does.
-pages=
-for f in "$srcdir"/man/*.[137]; do
+# The pages, relative to the man root, as man(1) sees them; a page left
+# beside the section directories is not found by man(1): it must move.
+manroot="$srcdir/man"
+for f in "$manroot"/*.[137]; do
     [ -f "$f" ] || continue
     sec=${f##*.}
-    mkdir -p "$tmp/man$sec"
-    cp "$f" "$tmp/man$sec/"
-    pages="$pages man$sec/$(basename "$f")"
+    echo "$f: belongs in man/man$sec/ (and Makefile.am's man$sec list)"
+    fail=1
 done
-[ -n "$pages" ] || { echo "no man pages under $srcdir/man"; exit 1; }
-cd "$tmp" || exit 1
+pages=$(cd "$manroot" && ls man[137]/*.[137] 2>/dev/null)
+[ -n "$pages" ] || { echo "no man pages under $manroot/man[137]"; exit 1; }
+manroot=$(cd "$manroot" && pwd)
+cd "$manroot" || exit 1
 
 n=0 links=0
 for p in $pages; do
@@ -79,6 +83,16 @@ if [ -f "$vp" ]; then
         { echo "$vp: ASYNCORE_VERSION_STRING is not \"$version\""; fail=1; }
 fi
 
-tools=$(for t in mandoc groff; do have $t && printf '%s ' $t; done)
+# From a checkout, man(1) finds a page by name, through a link page too.
+if have man; then
+    out=$(MANPAGER=cat MANWIDTH=80 man -M "$manroot" asyncore_connect 2>&1)
+    case $out in
+    *ASYNCORE_SOCKET*asyncore_connect*) ;;
+    *) echo "man -M man asyncore_connect does not show asyncore_socket(3):"
+       echo "$out" | head -5; fail=1 ;;
+    esac
+fi
+
+tools=$(for t in mandoc groff man; do have $t && printf '%s ' $t; done)
 [ "$fail" -eq 0 ] && echo "$n man pages ($links links) clean under: $tools"
 exit "$fail"

@@ -191,7 +191,11 @@ ASYNCORE_API int asyncore_create_socket(asyncore_dispatcher *d, int family,
  */
 ASYNCORE_API int asyncore_set_socket(asyncore_dispatcher *d, int fd);
 
-/** Set SO_REUSEADDR.  Errors: ENOTSOCK, EBADF, those of setsockopt(2). */
+/**
+ * Set SO_REUSEADDR.  Call it before asyncore_bind()/asyncore_bind_host():
+ * the kernel looks at it when binding, so after the bind it has no effect.
+ * Errors: ENOTSOCK, EBADF, those of setsockopt(2).
+ */
 ASYNCORE_API int asyncore_set_reuse_addr(asyncore_dispatcher *d);
 
 /**
