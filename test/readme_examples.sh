@@ -309,6 +309,14 @@ context() {
         echo 'static asyncore_map *map; static int fd; static struct line *l;' ;;
     asyncore_chat_flow.3-1 | asyncore_timeout.3-1)
         echo 'static asyncore_dispatcher *d;' ;;
+    asyncore_chat_flow.3-2)
+        echo 'static asyncore_dispatcher *d;'
+        echo 'struct session { char line[1000]; size_t len; };'
+        echo 'static void command(asyncore_dispatcher *d, const char *line, size_t len)'
+        echo '{ (void)d; (void)line; (void)len; }' ;;
+    asyncore_chat_push.3-3)
+        echo 'static asyncore_dispatcher *d;'
+        echo 'static char text[] = "OK"; static size_t text_len = 2;' ;;
     asyncore_chat_push.3-*)
         echo 'static asyncore_dispatcher *d; static char buf[16]; static size_t n;' ;;
     asyncore_dispatcher.3-1)
