@@ -413,41 +413,53 @@ int asyncore_accept(asyncore_dispatcher *d, struct sockaddr *addr,
     return fd;
 }
 
-/* The failure half of asyncore__send_plain(): errno from the transfer. */
-ssize_t asyncore__send_failed(asyncore_dispatcher *d)
+/*
+ * A failed transfer (errno @err) to its hook: a lost connection to
+ * handle_close (returns 0, asyncore's b'' / 0), anything else to
+ * handle_error (returns -1 with errno @err).  The hook may close @d, and
+ * when send or recv was called from outside @d's own hooks (main, a timer,
+ * another dispatcher's hook) nobody else holds it: the close frees it.
+ * So nothing of @d is read after the hook (rule 1 of asyncore-internal.h);
+ * the public wrappers hold it during the hook itself.
+ */
+static ASYNCORE__NOINLINE ssize_t transfer_failed(asyncore_dispatcher *d,
+                                                  int err, const char *op)
 {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return 0;
-    d->last_error = errno;
-    if (asyncore__is_disconnect(errno)) {
+    d->last_error = err;
+    if (asyncore__is_disconnect(err)) {
         asyncore_handle_close(d);
         return 0;
     }
-    asyncore_handle_error(d, d->last_error, "send");
-    errno = d->last_error;
+    asyncore_handle_error(d, err, op);
+    errno = err;
     return -1;
+}
+
+/* The failure half of asyncore__send_plain(): errno from the transfer. */
+ssize_t asyncore__send_failed(asyncore_dispatcher *d)
+{
+    int err = errno;
+
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+        return 0;
+    return transfer_failed(d, err, "send");
 }
 
 /* The rest of asyncore_recv(): what a transfer of @n (0 or -1) means. */
 static ASYNCORE__NOINLINE ssize_t recv_failed(asyncore_dispatcher *d, ssize_t n)
 {
+    int err = errno;
+
     if (n == 0) {
         /* A closed connection reads as readable with nothing to read. */
         asyncore_handle_close(d);
         return 0;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
         errno = EAGAIN;
         return -1;
     }
-    d->last_error = errno;
-    if (asyncore__is_disconnect(errno)) {
-        asyncore_handle_close(d);
-        return 0;
-    }
-    asyncore_handle_error(d, d->last_error, "recv");
-    errno = d->last_error;
-    return -1;
+    return transfer_failed(d, err, "recv");
 }
 
 static ASYNCORE__NOINLINE ssize_t recv_checked(asyncore_dispatcher *d,
