@@ -127,6 +127,190 @@ START_TEST(recv_from_main_whose_error_closes_returns_the_errno)
 }
 END_TEST
 
+/* ---- 2. free hooks of references that call back into the channel -------- */
+
+#define CHUNK 10
+#define NCHUNKS 45
+
+static char stream_data[CHUNK * NCHUNKS];
+
+struct streamer {
+    asyncore_dispatcher *d;
+    int freed[NCHUNKS + 8];
+    int extra_freed;  /* pushes refused from a free hook */
+    int errors;
+    int mode;         /* what the free hook does, see chunk_freed */
+    int pushed;       /* chunks pushed so far */
+};
+
+static struct streamer sm;
+
+static void chunk_freed(const void *data, size_t len, void *arg);
+
+static int push_chunk(struct streamer *s)
+{
+    int k = s->pushed++;
+
+    return asyncore_chat_push_reference(s->d, stream_data + k * CHUNK, CHUNK,
+                                        chunk_freed, s);
+}
+
+enum { PUSH_NEXT, DISCARD, PUSH_AND_DISCARD };
+
+static void chunk_freed(const void *data, size_t len, void *arg)
+{
+    struct streamer *s = arg;
+    int k = (int)(((const char *)data - stream_data) / CHUNK);
+
+    ck_assert_uint_eq(len, CHUNK);
+    ck_assert_int_ge(k, 0);
+    ck_assert_int_lt(k, NCHUNKS);
+    s->freed[k]++;
+    if (s->mode == PUSH_NEXT) {
+        if (s->pushed < NCHUNKS)
+            (void)push_chunk(s);
+        return;
+    }
+    /* Re-enter whatever the library was doing when it released us. */
+    if (s->mode == PUSH_AND_DISCARD && s->pushed < NCHUNKS &&
+        push_chunk(s) < 0)
+        s->extra_freed++; /* closed: the new chunk came back at once */
+    (void)asyncore_chat_discard_buffers(s->d);
+}
+
+static void stream_error(asyncore_dispatcher *d, int err, const char *op)
+{
+    (void)err;
+    (void)op;
+    sm.errors++;
+    asyncore_close(d);
+}
+
+static void ignore_data(asyncore_dispatcher *d, const void *data, size_t len)
+{
+    (void)d;
+    (void)data;
+    (void)len;
+}
+
+static void ignore_terminator(asyncore_dispatcher *d)
+{
+    (void)d;
+}
+
+static const asyncore_chat_handlers stream_h = {
+    .dispatcher = { .handle_error = stream_error },
+    .collect_incoming_data = ignore_data,
+    .found_terminator = ignore_terminator,
+};
+
+static void stream_setup(int mode)
+{
+    int i;
+
+    memset(&sm, 0, sizeof(sm));
+    sm.mode = mode;
+    for (i = 0; i < (int)sizeof(stream_data); i++)
+        stream_data[i] = (char)('a' + i % 26);
+    sm.d = asyncore_chat_new(th_map, &stream_h, NULL);
+    ck_assert_ptr_nonnull(sm.d);
+}
+
+static void assert_each_freed_once(int n)
+{
+    int k;
+
+    for (k = 0; k < n; k++)
+        ck_assert_msg(sm.freed[k] == 1, "chunk %d freed %d times", k,
+                      sm.freed[k]);
+}
+
+START_TEST(a_free_hook_that_pushes_the_next_chunk_streams_every_byte)
+{
+    char got[sizeof(stream_data)];
+    size_t have = 0;
+    int fds[2];
+    double end;
+
+    stream_setup(PUSH_NEXT);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    ck_assert_int_eq(asyncore_set_socket(sm.d, fds[0]), 0);
+    ck_assert_int_eq(push_chunk(&sm), 0);
+    ck_assert_int_eq(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0);
+    end = th_now() + 5.0;
+    while (have < sizeof(got) && th_now() < end) {
+        ssize_t n = read(fds[1], got + have, sizeof(got) - have);
+
+        if (n > 0)
+            have += (size_t)n;
+        else
+            asyncore_poll(th_map, 0.01);
+    }
+    ck_assert_uint_eq(have, sizeof(stream_data));
+    ck_assert(memcmp(got, stream_data, sizeof(got)) == 0);
+    ck_assert_int_eq(sm.errors, 0);
+    ck_assert_int_eq(sm.pushed, NCHUNKS);
+    assert_each_freed_once(NCHUNKS);
+    ck_assert(!asyncore_dispatcher_closed(sm.d));
+    close(fds[1]);
+}
+END_TEST
+
+/* Unconnected, the channel sends nothing: every push stays queued. */
+static void queue_chunks(int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        ck_assert_int_eq(push_chunk(&sm), 0);
+    ck_assert_int_eq(asyncore_chat_queued(sm.d, NULL), 1);
+}
+
+START_TEST(free_hooks_that_push_and_discard_during_discard_buffers_are_safe)
+{
+    size_t bytes = 1;
+
+    stream_setup(PUSH_AND_DISCARD);
+    queue_chunks(5);
+    ck_assert_int_eq(asyncore_chat_discard_buffers(sm.d), 0);
+    /* Each free hook pushed one more and discarded it again: all gone. */
+    ck_assert_int_eq(sm.pushed, NCHUNKS);
+    assert_each_freed_once(NCHUNKS);
+    ck_assert_int_eq(asyncore_chat_queued(sm.d, &bytes), 0);
+    ck_assert_uint_eq(bytes, 0);
+    ck_assert_int_eq(sm.extra_freed, 0);
+    ck_assert_int_eq(sm.errors, 0);
+}
+END_TEST
+
+START_TEST(free_hooks_that_push_and_discard_during_close_are_safe)
+{
+    stream_setup(PUSH_AND_DISCARD);
+    queue_chunks(5);
+    ck_assert_int_eq(asyncore_close(sm.d), 0); /* frees: do not touch it */
+    /* Each free hook's push was refused (closed), its chunk freed at once,
+     * and that free hook pushed the next one: all were freed, once. */
+    ck_assert_int_eq(sm.pushed, NCHUNKS);
+    assert_each_freed_once(NCHUNKS);
+    ck_assert_int_eq(sm.extra_freed, NCHUNKS - 5);
+    ck_assert_int_eq(sm.errors, 0);
+}
+END_TEST
+
+START_TEST(free_hooks_that_discard_during_map_free_are_safe)
+{
+    stream_setup(DISCARD);
+    queue_chunks(5);
+    asyncore_dispatcher_hold(sm.d);
+    ck_assert_int_eq(asyncore_map_free(th_map), 0);
+    th_map = asyncore_map_new(NULL); /* for th_teardown */
+    ck_assert_int_eq(sm.freed[0], 0);
+    asyncore_dispatcher_release(sm.d); /* the destroy drops the queue */
+    assert_each_freed_once(5);
+    ck_assert_int_eq(sm.errors, 0);
+}
+END_TEST
+
 static Suite *reentry_suite(void)
 {
     Suite *s = suite_create("lifetime_reentry");
@@ -137,6 +321,10 @@ static Suite *reentry_suite(void)
     tcase_add_test(tc, send_from_main_whose_error_closes_returns_the_errno);
     tcase_add_test(tc, initiate_send_from_main_whose_error_closes_returns_the_errno);
     tcase_add_test(tc, recv_from_main_whose_error_closes_returns_the_errno);
+    tcase_add_test(tc, a_free_hook_that_pushes_the_next_chunk_streams_every_byte);
+    tcase_add_test(tc, free_hooks_that_push_and_discard_during_discard_buffers_are_safe);
+    tcase_add_test(tc, free_hooks_that_push_and_discard_during_close_are_safe);
+    tcase_add_test(tc, free_hooks_that_discard_during_map_free_are_safe);
     suite_add_tcase(s, tc);
     return s;
 }
