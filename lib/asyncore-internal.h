@@ -62,6 +62,8 @@ struct asyncore_dispatcher {
     unsigned always_ready : 1; /* regular file: cannot be polled */
     unsigned urgent_watched : 1;
     unsigned has_area : 1;
+    /* file.c: a file dispatcher over a socket (writes use send()). */
+    unsigned file_socket : 1;
     /* What the hook tables say, decided once (asyncore__hooks_resolve):
      * they are fixed while the dispatcher uses them (dispatcher.h), and a
      * dispatch then skips urgent.c for the usual dispatcher without
@@ -278,14 +280,18 @@ void asyncore__tls_free(asyncore_dispatcher *d);
  * Raw transfers by io kind, errors as -1/errno.  Sockets use send/recv
  * (MSG_NOSIGNAL: a library must not let SIGPIPE kill its host, nor change
  * its signal dispositions); file dispatchers use read/write, as asyncore's
- * file_wrapper does; TLS dispatchers go through their transport (tls.c),
- * which carries plaintext.  Inline: one of each per echoed message.
+ * file_wrapper does, with SIGPIPE kept from the process as well (file.c);
+ * TLS dispatchers go through their transport (tls.c), which carries
+ * plaintext.  Inline: one of each per echoed message.
  */
+ssize_t asyncore__file_write(asyncore_dispatcher *d, const void *buf,
+                             size_t len);
+
 static inline ssize_t asyncore__raw_send(asyncore_dispatcher *d,
                                          const void *buf, size_t len)
 {
-    if (d->io_kind == ASYNCORE__IO_FILE)
-        return write(d->fd, buf, len);
+    if (d->io_kind == ASYNCORE__IO_FILE) /* file.c: no SIGPIPE either */
+        return asyncore__file_write(d, buf, len);
     if (d->ext != NULL && d->ext->tls != NULL) /* tls.c: plaintext in */
         return asyncore__tls_send(d, buf, len);
     return send(d->fd, buf, len, MSG_NOSIGNAL);

@@ -311,6 +311,108 @@ START_TEST(free_hooks_that_discard_during_map_free_are_safe)
 }
 END_TEST
 
+/* ---- 7. SIGPIPE from a file dispatcher ---------------------------------- */
+
+static int closes;
+
+static void count_close(asyncore_dispatcher *d)
+{
+    closes++;
+    asyncore_close(d);
+}
+
+static const asyncore_handlers file_h = {
+    .handle_close = count_close,
+};
+
+/*
+ * In a child: SIGPIPE at its default (kill), a file dispatcher over a pipe
+ * (@kind 0) or a socket (1) whose reader is gone, one send.  Exit status 0
+ * if the send reported the lost peer and the disposition is unchanged; a
+ * SIGPIPE kills the child instead.
+ */
+static void sigpipe_child(int kind)
+{
+    struct sigaction before, after;
+    asyncore_map *map;
+    asyncore_dispatcher *d;
+    int fds[2];
+    ssize_t n;
+
+    signal(SIGPIPE, SIG_DFL);
+    sigaction(SIGPIPE, NULL, &before);
+    if ((kind == 0 ? pipe(fds) : socketpair(AF_UNIX, SOCK_STREAM, 0, fds)) < 0)
+        _exit(10);
+    if (kind == 0) { /* the write end is fds[1] */
+        int t = fds[0];
+        fds[0] = fds[1];
+        fds[1] = t;
+    }
+    close(fds[1]); /* the reader */
+    map = asyncore_map_new(NULL);
+    d = asyncore_file_dispatcher_new(map, &file_h, NULL, fds[0]);
+    if (d == NULL)
+        _exit(11);
+    close(fds[0]); /* the dispatcher works on its own copy */
+    asyncore_dispatcher_hold(d); /* to read last_error after the close */
+    n = asyncore_send(d, "x", 1);
+    sigaction(SIGPIPE, NULL, &after);
+    if (n != 0 || closes != 1 || asyncore_dispatcher_last_error(d) != EPIPE)
+        _exit(12);
+    if (after.sa_handler != before.sa_handler)
+        _exit(13);
+    asyncore_dispatcher_release(d);
+    asyncore_map_free(map);
+    _exit(0);
+}
+
+START_TEST(send_on_a_file_dispatcher_whose_reader_is_gone_raises_no_sigpipe)
+{
+    pid_t pid;
+    int status;
+
+    fflush(NULL);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        sigpipe_child(_i);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(!WIFSIGNALED(status), "killed by signal %d",
+                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
+/* A SIGPIPE the program had pending (blocked) before the send is its own:
+ * the send must leave it pending. */
+START_TEST(a_sigpipe_pending_before_the_send_stays_pending)
+{
+    sigset_t set, old, pending;
+    asyncore_dispatcher *d;
+    int fds[2];
+
+    closes = 0;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &set, &old), 0);
+    ck_assert_int_eq(raise(SIGPIPE), 0);
+    ck_assert_int_eq(pipe(fds), 0);
+    close(fds[0]);
+    d = asyncore_file_dispatcher_new(th_map, &file_h, NULL, fds[1]);
+    ck_assert_ptr_nonnull(d);
+    close(fds[1]);
+    ck_assert_int_eq(asyncore_send(d, "x", 1), 0);
+    ck_assert_int_eq(closes, 1);
+    ck_assert_int_eq(sigpending(&pending), 0);
+    ck_assert(sigismember(&pending, SIGPIPE));
+    {
+        static const struct timespec zero = { 0, 0 };
+        ck_assert_int_eq(sigtimedwait(&set, NULL, &zero), SIGPIPE);
+    }
+    ck_assert_int_eq(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+}
+END_TEST
+
 static Suite *reentry_suite(void)
 {
     Suite *s = suite_create("lifetime_reentry");
@@ -325,6 +427,9 @@ static Suite *reentry_suite(void)
     tcase_add_test(tc, free_hooks_that_push_and_discard_during_discard_buffers_are_safe);
     tcase_add_test(tc, free_hooks_that_push_and_discard_during_close_are_safe);
     tcase_add_test(tc, free_hooks_that_discard_during_map_free_are_safe);
+    tcase_add_loop_test(tc, send_on_a_file_dispatcher_whose_reader_is_gone_raises_no_sigpipe,
+                        0, 2);
+    tcase_add_test(tc, a_sigpipe_pending_before_the_send_stays_pending);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -237,7 +237,9 @@ ASYNCORE_API int asyncore_accept(asyncore_dispatcher *d, struct sockaddr *addr,
  * Send up to @len bytes.  Returns the number sent; 0 if the socket buffer
  * is full (EAGAIN); 0 after calling handle_close if the connection is lost
  * (ECONNRESET, ENOTCONN, ESHUTDOWN, ECONNABORTED, EPIPE, EBADF); -1 after
- * calling handle_error for any other failure.  Never raises SIGPIPE.  On a
+ * calling handle_error for any other failure.  Never raises SIGPIPE, on
+ * sockets nor on file dispatchers over a pipe, and never changes the
+ * process's signal dispositions (see file.h).  On a
  * buffered dispatcher (send.h) the data is queued instead: the return value
  * is then @len, or -1 with ENOMEM.
  */
