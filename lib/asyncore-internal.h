@@ -62,6 +62,9 @@ struct asyncore_dispatcher {
     unsigned always_ready : 1; /* regular file: cannot be polled */
     unsigned urgent_watched : 1;
     unsigned has_area : 1;
+    /* Closed but held: on map->held, so that asyncore_map_free() can
+     * detach it (d->map = NULL) before the map goes. */
+    unsigned held_closed : 1;
     /* file.c: a file dispatcher over a socket (writes use send()). */
     unsigned file_socket : 1;
     /* What the hook tables say, decided once (asyncore__hooks_resolve):
@@ -128,6 +131,9 @@ struct asyncore_map {
     size_t armed;         /* dispatchers whose event is added to libevent */
     int running_on;       /* loop.c: in one event_base_loop of many turns */
     struct asyncore__dispatcher_list dispatchers;
+    /* Closed dispatchers still held, linked through d->link: detached
+     * (d->map = NULL) by asyncore_map_free(). */
+    struct asyncore__dispatcher_list held;
     struct asyncore__ext_list always_ready; /* their blocks, in fact */
     struct event *timer;  /* bounds one loop iteration */
     struct event *bridge; /* events.c: holds a descriptor while its

@@ -520,6 +520,12 @@ int asyncore_close(asyncore_dispatcher *d)
         (void)close(d->fd);
         d->fd = -1;
     }
+    /* Held beyond this release (a hook on the stack, a holder): listed, so
+     * that a map freed first can detach it (map.c). */
+    if (d->refs > 1) {
+        TAILQ_INSERT_TAIL(&d->map->held, d, link);
+        d->held_closed = 1;
+    }
     asyncore__release(d);
     return 0;
 }
@@ -528,11 +534,17 @@ int asyncore_close(asyncore_dispatcher *d)
  * user's first, then the class's, which may free what the user's read. */
 void asyncore__destroy(asyncore_dispatcher *d)
 {
-    d->refs = 1; /* hooks below may hold/release without re-entering */
+    /* Hooks below may hold/release without re-entering.  Still on
+     * map->held (if it was): taken off after the destroy hooks. */
+    d->refs = 1;
     if (d->handlers->destroy)
         d->handlers->destroy(d);
     if (d->defaults && d->defaults->destroy)
         d->defaults->destroy(d);
+    if (d->held_closed) { /* d->map is NULL once the map was freed */
+        TAILQ_REMOVE(&d->map->held, d, link);
+        d->held_closed = 0;
+    }
     if (d->out)
         evbuffer_free(d->out);
     if (ASYNCORE__EXT(d, tls) != NULL) /* tls.c: kept for tls_last_error */

@@ -57,8 +57,22 @@ asyncore_map *asyncore_map_new(struct event_base *base)
     map->ignore_log = ASYNCORE_LOG_WARNING;
     map->urgent_fd = -1;
     TAILQ_INIT(&map->dispatchers);
+    TAILQ_INIT(&map->held);
     TAILQ_INIT(&map->always_ready);
     return map;
+}
+
+/* Closed dispatchers still held outlive the map: they forget it, and the
+ * calls that need it fail (map.h, dispatcher.h). */
+static void detach_held(asyncore_map *map)
+{
+    asyncore_dispatcher *d;
+
+    while ((d = TAILQ_FIRST(&map->held)) != NULL) {
+        TAILQ_REMOVE(&map->held, d, link);
+        d->held_closed = 0;
+        d->map = NULL;
+    }
 }
 
 int asyncore_map_free(asyncore_map *map)
@@ -72,6 +86,7 @@ int asyncore_map_free(asyncore_map *map)
     asyncore__thread_shutdown(map); /* thread.c: run queued callbacks */
     asyncore_close_all(map);
     asyncore__timers_free(map); /* timer.c: after the hooks close_all ran */
+    detach_held(map);
     asyncore__urgent_free(map);
     asyncore__thread_free(map);
     asyncore__resolve_map_free(map); /* resolve.c: cancelled look-ups, evdns */

@@ -311,6 +311,75 @@ START_TEST(free_hooks_that_discard_during_map_free_are_safe)
 }
 END_TEST
 
+/* ---- 6. a held dispatcher outlives its map ------------------------------ */
+
+static int chat_destroyed;
+
+static void chat_destroy_count(asyncore_dispatcher *d)
+{
+    (void)d;
+    chat_destroyed++;
+}
+
+static const asyncore_chat_handlers held_chat_h = {
+    .dispatcher = { .destroy = chat_destroy_count },
+    .collect_incoming_data = ignore_data,
+    .found_terminator = ignore_terminator,
+};
+
+START_TEST(a_held_dispatcher_whose_map_was_freed_fails_cleanly)
+{
+    asyncore_map *map = asyncore_map_new(NULL);
+    asyncore_dispatcher *d, *c;
+    char buf[64];
+
+    ck_assert_ptr_nonnull(map);
+    th_log_capture(map);
+    destroyed = chat_destroyed = 0;
+    d = asyncore_dispatcher_new(map, &closing_h, NULL);
+    c = asyncore_chat_new(map, &held_chat_h, NULL);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(asyncore_dispatcher_hold(d), 0);
+    ck_assert_int_eq(asyncore_dispatcher_hold(c), 0);
+    ck_assert_int_eq(asyncore_map_free(map), 0);
+    ck_assert_int_eq(destroyed + chat_destroyed, 0);
+    /* The map is gone: the dispatcher logs to stderr (the map's log
+     * function went with it), and says so. */
+    asyncore_log_info(d, ASYNCORE_LOG_ERROR,
+                      "expected: a log line of a dispatcher without a map");
+    ck_assert_int_eq(th_log_count("without a map"), 0);
+    ck_assert_ptr_null(asyncore_dispatcher_map(d));
+    ck_assert(asyncore_dispatcher_closed(d));
+    ck_assert_int_ge(asyncore_dispatcher_repr(d, buf, sizeof(buf)), 0);
+    /* Methods fail with EBADF, hooks called by hand do nothing. */
+    errno = 0;
+    ck_assert_int_eq(asyncore_send(d, "x", 1), -1);
+    ck_assert_int_eq(errno, EBADF);
+    errno = 0;
+    ck_assert_int_eq(asyncore_update_interest(d), -1);
+    ck_assert_int_eq(errno, EBADF);
+    errno = 0;
+    ck_assert_int_eq(asyncore_close(d), -1);
+    ck_assert_int_eq(errno, EBADF);
+    errno = 0;
+    ck_assert_int_eq(asyncore_set_idle_timeout(d, 1.0), -1);
+    ck_assert_int_eq(errno, EBADF);
+    asyncore_handle_error(d, EIO, "test");
+    asyncore_handle_close(d);
+    errno = 0;
+    ck_assert_int_eq(asyncore_chat_push(c, "x", 1), -1);
+    ck_assert_int_eq(errno, EBADF);
+    ck_assert_int_eq(asyncore_chat_discard_buffers(c), 0);
+    asyncore_log_info(c, ASYNCORE_LOG_INFO,
+                      "expected: an info line of a channel without a map");
+    asyncore_dispatcher_release(d);
+    asyncore_dispatcher_release(c);
+    ck_assert_int_eq(destroyed, 1);
+    ck_assert_int_eq(chat_destroyed, 1);
+}
+END_TEST
+
 /* ---- 7. SIGPIPE from a file dispatcher ---------------------------------- */
 
 static int closes;
@@ -427,6 +496,7 @@ static Suite *reentry_suite(void)
     tcase_add_test(tc, free_hooks_that_push_and_discard_during_discard_buffers_are_safe);
     tcase_add_test(tc, free_hooks_that_push_and_discard_during_close_are_safe);
     tcase_add_test(tc, free_hooks_that_discard_during_map_free_are_safe);
+    tcase_add_test(tc, a_held_dispatcher_whose_map_was_freed_fails_cleanly);
     tcase_add_loop_test(tc, send_on_a_file_dispatcher_whose_reader_is_gone_raises_no_sigpipe,
                         0, 2);
     tcase_add_test(tc, a_sigpipe_pending_before_the_send_stays_pending);
