@@ -243,6 +243,7 @@ void asyncore__thread_loop_begin(asyncore_map *map);
 void asyncore__thread_loop_end(asyncore_map *map);
 int asyncore__thread_base_idle(asyncore_map *map);
 void asyncore__thread_shutdown(asyncore_map *map);
+int asyncore__thread_pending(asyncore_map *map);
 void asyncore__thread_free(asyncore_map *map);
 
 /* io.c: what a failed transfer means. */

@@ -62,6 +62,27 @@ asyncore_map *asyncore_map_new(struct event_base *base)
     return map;
 }
 
+/*
+ * Everything that can run user code, until nothing is left to run: queued
+ * call_soon callbacks, the destroy hooks of the dispatchers closed here,
+ * the free hooks of the pending timers.  Each may queue, create or arm
+ * more of the others (a destroy hook that queues a callback, a timer's
+ * free hook that makes a dispatcher), so the three are repeated until all
+ * are empty at once.  map->running is set throughout: a map_free or a loop
+ * from inside fails with EBUSY.
+ */
+static void map_quiesce(asyncore_map *map)
+{
+    map->running = 1;
+    do {
+        asyncore__thread_shutdown(map); /* thread.c: run queued callbacks */
+        asyncore_close_all(map);
+        asyncore__timers_free(map); /* timer.c: after the destroy hooks */
+    } while (!TAILQ_EMPTY(&map->dispatchers) || !LIST_EMPTY(&map->timers) ||
+             asyncore__thread_pending(map));
+    map->running = 0;
+}
+
 /* Closed dispatchers still held outlive the map: they forget it, and the
  * calls that need it fail (map.h, dispatcher.h). */
 static void detach_held(asyncore_map *map)
@@ -83,9 +104,7 @@ int asyncore_map_free(asyncore_map *map)
         errno = EBUSY;
         return -1;
     }
-    asyncore__thread_shutdown(map); /* thread.c: run queued callbacks */
-    asyncore_close_all(map);
-    asyncore__timers_free(map); /* timer.c: after the hooks close_all ran */
+    map_quiesce(map);
     detach_held(map);
     asyncore__urgent_free(map);
     asyncore__thread_free(map);

@@ -311,6 +311,74 @@ START_TEST(free_hooks_that_discard_during_map_free_are_safe)
 }
 END_TEST
 
+/* ---- 5. call_soon queued while the map is freed ------------------------- */
+
+static int soon_runs;
+
+static void soon_cb(asyncore_map *map, void *arg)
+{
+    (void)map;
+    (void)arg;
+    soon_runs++;
+}
+
+static void destroy_queues(asyncore_dispatcher *d)
+{
+    asyncore_map *map = asyncore_dispatcher_map(d);
+
+    ck_assert_ptr_nonnull(map);
+    ck_assert_int_eq(asyncore_map_call_soon_threadsafe(map, soon_cb, NULL), 0);
+}
+
+static const asyncore_handlers queue_in_destroy_h = {
+    .destroy = destroy_queues,
+};
+
+static void nothing_cb(asyncore_timer *t, void *arg)
+{
+    (void)t;
+    (*(int *)arg)++;
+}
+
+static asyncore_map *free_hook_map;
+
+static void timer_free_queues(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(
+        asyncore_map_call_soon_threadsafe(free_hook_map, soon_cb, NULL), 0);
+}
+
+START_TEST(call_soon_from_a_destroy_hook_run_by_map_free_runs_once)
+{
+    asyncore_map *map = asyncore_map_new(NULL);
+
+    ck_assert_ptr_nonnull(map);
+    soon_runs = 0;
+    ck_assert_ptr_nonnull(asyncore_dispatcher_new(map, &queue_in_destroy_h, NULL));
+    ck_assert_int_eq(asyncore_map_free(map), 0);
+    ck_assert_int_eq(soon_runs, 1);
+}
+END_TEST
+
+START_TEST(call_soon_from_a_timer_free_hook_run_by_map_free_runs_once)
+{
+    asyncore_map *map = asyncore_map_new(NULL);
+    asyncore_timer *t;
+    int calls = 0;
+
+    ck_assert_ptr_nonnull(map);
+    soon_runs = 0;
+    free_hook_map = map;
+    t = asyncore_call_later(map, 60, nothing_cb, &calls);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(asyncore_timer_set_free(t, timer_free_queues), 0);
+    ck_assert_int_eq(asyncore_map_free(map), 0);
+    ck_assert_int_eq(soon_runs, 1);
+    ck_assert_int_eq(calls, 0);
+}
+END_TEST
+
 /* ---- 6. a held dispatcher outlives its map ------------------------------ */
 
 static int chat_destroyed;
@@ -496,6 +564,8 @@ static Suite *reentry_suite(void)
     tcase_add_test(tc, free_hooks_that_push_and_discard_during_discard_buffers_are_safe);
     tcase_add_test(tc, free_hooks_that_push_and_discard_during_close_are_safe);
     tcase_add_test(tc, free_hooks_that_discard_during_map_free_are_safe);
+    tcase_add_test(tc, call_soon_from_a_destroy_hook_run_by_map_free_runs_once);
+    tcase_add_test(tc, call_soon_from_a_timer_free_hook_run_by_map_free_runs_once);
     tcase_add_test(tc, a_held_dispatcher_whose_map_was_freed_fails_cleanly);
     tcase_add_loop_test(tc, send_on_a_file_dispatcher_whose_reader_is_gone_raises_no_sigpipe,
                         0, 2);
