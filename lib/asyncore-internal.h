@@ -130,6 +130,8 @@ struct asyncore_map {
     size_t count;         /* open dispatchers with a descriptor */
     size_t armed;         /* dispatchers whose event is added to libevent */
     int running_on;       /* loop.c: in one event_base_loop of many turns */
+    int busy;             /* timer callbacks on the stack (timer.c):
+                           * asyncore_map_free() is EBUSY meanwhile */
     struct asyncore__dispatcher_list dispatchers;
     /* Closed dispatchers still held, linked through d->link: detached
      * (d->map = NULL) by asyncore_map_free(). */
@@ -203,8 +205,22 @@ static inline size_t asyncore__queued(const asyncore_dispatcher *d)
     return d->out == NULL ? 0 : evbuffer_get_length(d->out);
 }
 
-/* References: inline, as every dispatch and every buffered send takes one;
- * the last release of a closed dispatcher destroys it (dispatcher.c). */
+/*
+ * References: inline, as every dispatch and every buffered send takes one;
+ * the last release of a closed dispatcher destroys it (dispatcher.c).
+ *
+ * d->refs counts two kinds in one int.  The low 16 bits are the library's
+ * own holds -- the map's (until close), and the transient ones of a library
+ * frame on the stack around user code (asyncore__hold: a dispatch, a
+ * predicate, a hook called by a method).  Holds that outlive a frame --
+ * the program's (asyncore_dispatcher_hold) and a look-up's in flight --
+ * count in units of ASYNCORE__HOLD_LONG.  So a map can tell, without a
+ * counter on the hot path, whether user code of one of its dispatchers is
+ * on the stack (map.c, asyncore_map_free: EBUSY).
+ */
+#define ASYNCORE__HOLD_LONG (1 << 16)
+#define ASYNCORE__HOLDS_INSIDE(d) ((d)->refs & (ASYNCORE__HOLD_LONG - 1))
+
 static inline void asyncore__hold(asyncore_dispatcher *d)
 {
     d->refs++;
@@ -214,6 +230,31 @@ static inline void asyncore__release(asyncore_dispatcher *d)
 {
     if (--d->refs <= 0)
         asyncore__destroy(d);
+}
+
+static inline void asyncore__hold_long(asyncore_dispatcher *d)
+{
+    d->refs += ASYNCORE__HOLD_LONG;
+}
+
+static inline void asyncore__release_long(asyncore_dispatcher *d)
+{
+    d->refs -= ASYNCORE__HOLD_LONG - 1;
+    asyncore__release(d);
+}
+
+/* Rule 1 for a map: a callback that libevent runs without a dispatcher to
+ * hold (a timer) marks the map in use while user code runs, so that a
+ * map_free from inside fails with EBUSY even when the program runs the
+ * base itself. */
+static inline void asyncore__map_enter(asyncore_map *map)
+{
+    map->busy++;
+}
+
+static inline void asyncore__map_leave(asyncore_map *map)
+{
+    map->busy--;
 }
 
 /* loop.c: an iteration must run its own checks before the next wait. */

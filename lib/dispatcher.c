@@ -535,7 +535,8 @@ int asyncore_close(asyncore_dispatcher *d)
 void asyncore__destroy(asyncore_dispatcher *d)
 {
     /* Hooks below may hold/release without re-entering.  Still on
-     * map->held (if it was): taken off after the destroy hooks. */
+     * map->held (if it was): a map_free from a destroy hook run by a
+     * dispatch's release sees a hold and fails with EBUSY. */
     d->refs = 1;
     if (d->handlers->destroy)
         d->handlers->destroy(d);
@@ -554,20 +555,22 @@ void asyncore__destroy(asyncore_dispatcher *d)
     free(d);
 }
 
+/* The program's holds count apart from the library's own (see
+ * asyncore__hold_long): a release without a hold does nothing. */
 int asyncore_dispatcher_hold(asyncore_dispatcher *d)
 {
     if (d == NULL) {
         errno = EINVAL;
         return -1;
     }
-    asyncore__hold(d);
+    asyncore__hold_long(d);
     return 0;
 }
 
 void asyncore_dispatcher_release(asyncore_dispatcher *d)
 {
-    if (d != NULL && d->refs > 0)
-        asyncore__release(d);
+    if (d != NULL && d->refs >= ASYNCORE__HOLD_LONG)
+        asyncore__release_long(d);
 }
 
 int asyncore_update_interest(asyncore_dispatcher *d)

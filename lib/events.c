@@ -216,7 +216,8 @@ static ASYNCORE__NOINLINE short ext_event(asyncore_dispatcher *d, short what)
 /*
  * The one libevent callback of every dispatcher.  A reference is held for
  * the whole dispatch so that a hook may close (and so release) the
- * dispatcher without the memory going away under us.
+ * dispatcher without the memory going away under us; it also makes
+ * asyncore_map_free() from a hook fail with EBUSY (map.c).
  */
 void asyncore__event_cb(evutil_socket_t fd, short what, void *arg)
 {

@@ -96,11 +96,34 @@ static void detach_held(asyncore_map *map)
     }
 }
 
+/*
+ * Whether user code of the map is on the stack: a library frame holds one
+ * of its dispatchers (a dispatch, a predicate, a hook called by a method,
+ * a destroy hook run by a dispatch's release), or a timer callback runs.
+ * The program's own holds do not count (asyncore__hold_long).
+ */
+static int map_in_use(asyncore_map *map)
+{
+    asyncore_dispatcher *d;
+
+    if (map->busy)
+        return 1;
+    TAILQ_FOREACH(d, &map->dispatchers, link)
+        if (ASYNCORE__HOLDS_INSIDE(d) > 1) /* beyond the map's own */
+            return 1;
+    TAILQ_FOREACH(d, &map->held, link)
+        if (ASYNCORE__HOLDS_INSIDE(d) > 0)
+            return 1;
+    return 0;
+}
+
 int asyncore_map_free(asyncore_map *map)
 {
     if (map == NULL)
         return 0;
-    if (map->running) {
+    /* Inside the map's loop, or inside a hook or callback of it while the
+     * program runs the base itself: the caller is still using it. */
+    if (map->running || map_in_use(map)) {
         errno = EBUSY;
         return -1;
     }

@@ -311,6 +311,134 @@ START_TEST(free_hooks_that_discard_during_map_free_are_safe)
 }
 END_TEST
 
+/* ---- 3. a timer callback that frees its map ---------------------------- */
+
+struct freer {
+    asyncore_map *map;
+    int rc, err, calls, freed;
+};
+
+static void free_map_cb(asyncore_timer *t, void *arg)
+{
+    struct freer *f = arg;
+
+    (void)t;
+    f->calls++;
+    errno = 0;
+    f->rc = asyncore_map_free(f->map);
+    f->err = errno;
+}
+
+static void free_map_in_free_hook(void *arg)
+{
+    struct freer *f = arg;
+
+    f->freed++;
+    errno = 0;
+    f->rc = asyncore_map_free(f->map);
+    f->err = errno;
+}
+
+static void count_call(asyncore_timer *t, void *arg)
+{
+    (void)t;
+    ((struct freer *)arg)->calls++;
+}
+
+START_TEST(map_free_in_a_timer_callback_of_a_caller_run_base_is_ebusy)
+{
+    static struct freer f;
+    asyncore_map *map = asyncore_map_new(NULL);
+    asyncore_timer *t;
+
+    memset(&f, 0, sizeof(f));
+    ck_assert_ptr_nonnull(map);
+    f.map = map;
+    ck_assert_ptr_nonnull(asyncore_call_later(map, 0, free_map_cb, &f));
+    /* timer.h: to wait for timers alone, run the base yourself. */
+    ck_assert_int_ge(event_base_loop(asyncore_map_base(map), 0), 0);
+    ck_assert_int_eq(f.calls, 1);
+    ck_assert_int_eq(f.rc, -1);
+    ck_assert_int_eq(f.err, EBUSY);
+    /* Its free hook, which runs as the one-shot is released, too. */
+    memset(&f, 0, sizeof(f));
+    f.map = map;
+    f.rc = 1;
+    t = asyncore_call_later(map, 0, count_call, &f);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(asyncore_timer_set_free(t, free_map_in_free_hook), 0);
+    ck_assert_int_ge(event_base_loop(asyncore_map_base(map), 0), 0);
+    ck_assert_int_eq(f.calls, 1);
+    ck_assert_int_eq(f.freed, 1);
+    ck_assert_int_eq(f.rc, -1);
+    ck_assert_int_eq(f.err, EBUSY);
+    /* Outside, it frees. */
+    ck_assert_int_eq(asyncore_map_free(map), 0);
+}
+END_TEST
+
+/* The same from a dispatcher's hook, and from its destroy hook run by the
+ * dispatch's release, on a base the program runs itself. */
+static struct freer hook_f;
+
+static void free_map_in_read(asyncore_dispatcher *d)
+{
+    char buf[8];
+
+    hook_f.calls++;
+    (void)asyncore_recv(d, buf, sizeof(buf));
+    errno = 0;
+    hook_f.rc = asyncore_map_free(hook_f.map);
+    hook_f.err = errno;
+    asyncore_close(d);
+}
+
+static void free_map_in_destroy(asyncore_dispatcher *d)
+{
+    (void)d;
+    hook_f.freed++;
+    if (asyncore_map_free(hook_f.map) == 0 || errno != EBUSY)
+        hook_f.rc = 0;
+}
+
+static int never(asyncore_dispatcher *d)
+{
+    (void)d;
+    return 0;
+}
+
+static const asyncore_handlers map_freer_quiet_h = {
+    .handle_read = free_map_in_read,
+    .destroy = free_map_in_destroy,
+    .writable = never,
+};
+
+START_TEST(map_free_in_a_hook_of_a_caller_run_base_is_ebusy)
+{
+    asyncore_map *map = asyncore_map_new(NULL);
+    asyncore_dispatcher *d;
+    int fds[2];
+
+    ck_assert_ptr_nonnull(map);
+    memset(&hook_f, 0, sizeof(hook_f));
+    hook_f.map = map;
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    d = asyncore_dispatcher_new(map, &map_freer_quiet_h, NULL);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(asyncore_set_socket(d, fds[0]), 0);
+    ck_assert_int_eq(send(fds[1], "x", 1, 0), 1);
+    /* The hook closes d: then nothing is left and the loop returns. */
+    ck_assert_int_ge(event_base_loop(asyncore_map_base(map), 0), 0);
+    ck_assert_int_eq(hook_f.calls, 1);
+    ck_assert_int_eq(hook_f.rc, -1);
+    ck_assert_int_eq(hook_f.err, EBUSY);
+    ck_assert_int_eq(hook_f.freed, 1); /* and refused there too */
+    ck_assert_int_eq(hook_f.rc, -1);
+    ck_assert_int_eq(asyncore_map_free(map), 0);
+    close(fds[1]);
+}
+END_TEST
+
 /* ---- 5. call_soon queued while the map is freed ------------------------- */
 
 static int soon_runs;
@@ -564,6 +692,8 @@ static Suite *reentry_suite(void)
     tcase_add_test(tc, free_hooks_that_push_and_discard_during_discard_buffers_are_safe);
     tcase_add_test(tc, free_hooks_that_push_and_discard_during_close_are_safe);
     tcase_add_test(tc, free_hooks_that_discard_during_map_free_are_safe);
+    tcase_add_test(tc, map_free_in_a_timer_callback_of_a_caller_run_base_is_ebusy);
+    tcase_add_test(tc, map_free_in_a_hook_of_a_caller_run_base_is_ebusy);
     tcase_add_test(tc, call_soon_from_a_destroy_hook_run_by_map_free_runs_once);
     tcase_add_test(tc, call_soon_from_a_timer_free_hook_run_by_map_free_runs_once);
     tcase_add_test(tc, a_held_dispatcher_whose_map_was_freed_fails_cleanly);
