@@ -18,6 +18,50 @@
 
 #include "asyncore.h"
 
+/*
+ * THE RE-ENTRANCY RULE -- read this before calling user code.
+ *
+ * User code is every hook, predicate (readable/writable), destroy hook,
+ * free hook (of a reference, a producer, a timer), producer more(), timer
+ * callback, call_soon callback and log function.  It may do anything:
+ * close, release or free what we are working on (its dispatcher, another
+ * one, its timer, its map), re-enter the library through any public entry
+ * point, and push or discard what we are in the middle of sending.  So
+ * every path that runs user code follows three rules:
+ *
+ *  1. Hold what you touch across the call -- one pattern everywhere:
+ *
+ *         asyncore__hold(d);
+ *         hook(d);                 (or anything that may run one)
+ *         if (!d->closed) ...;     (rule 3)
+ *         asyncore__release(d);    (may run the destroy hooks: d is gone)
+ *
+ *     The dispatch does it once for all its hooks; asyncore_handle_close()
+ *     and asyncore_handle_error() for theirs; a method that runs a
+ *     predicate or a hook, for its call.  This transient hold also tells
+ *     asyncore_map_free() that user code of the map is on the stack: it
+ *     fails with EBUSY instead of freeing the base under a running
+ *     libevent callback (holds that outlive a frame use
+ *     asyncore__hold_long() and do not count).  A callback without a
+ *     dispatcher (a timer) marks its map with asyncore__map_enter()/
+ *     asyncore__map_leave() instead.  What is read after the release (a
+ *     value of the dispatcher, errno) is copied to a local before the
+ *     call: after the release, the pointer may be gone.
+ *  2. Never call user code from inside a libevent buffer operation:
+ *     evbuffer_drain/pullup/free run the cleanup callbacks of references,
+ *     and evbuffer is not re-entrant (libevent-notes).  Cleanup callbacks
+ *     only queue the release; the queue runs after the evbuffer call has
+ *     returned (chat.c, run_releases).
+ *  3. Re-check state after every call: closed (d->closed) -- no hook runs
+ *     on a closed dispatcher, nothing is queued on it -- and what the call
+ *     may have replaced: readiness measured before a hook that started a
+ *     connect (events.c, write_event's after_read), an output queue
+ *     dropped under a send or a producer (chat.c's out_gen).
+ *
+ * A public entry point reached from user code is itself such a path: it
+ * holds its dispatcher (or works only on copies) before it can run a hook.
+ */
+
 /* The hot path of a dispatch is a handful of tests; the compiler must not
  * fold the rare paths into it (their register saves would cost every
  * dispatch) nor keep its small steps out of line. */
