@@ -18,6 +18,50 @@
 
 #include "asyncore.h"
 
+/*
+ * THE RE-ENTRANCY RULE -- read this before calling user code.
+ *
+ * User code is every hook, predicate (readable/writable), destroy hook,
+ * free hook (of a reference, a producer, a timer), producer more(), timer
+ * callback, call_soon callback and log function.  It may do anything:
+ * close, release or free what we are working on (its dispatcher, another
+ * one, its timer, its map), re-enter the library through any public entry
+ * point, and push or discard what we are in the middle of sending.  So
+ * every path that runs user code follows three rules:
+ *
+ *  1. Hold what you touch across the call -- one pattern everywhere:
+ *
+ *         asyncore__hold(d);
+ *         hook(d);                 (or anything that may run one)
+ *         if (!d->closed) ...;     (rule 3)
+ *         asyncore__release(d);    (may run the destroy hooks: d is gone)
+ *
+ *     The dispatch does it once for all its hooks; asyncore_handle_close()
+ *     and asyncore_handle_error() for theirs; a method that runs a
+ *     predicate or a hook, for its call.  This transient hold also tells
+ *     asyncore_map_free() that user code of the map is on the stack: it
+ *     fails with EBUSY instead of freeing the base under a running
+ *     libevent callback (holds that outlive a frame use
+ *     asyncore__hold_long() and do not count).  A callback without a
+ *     dispatcher (a timer) marks its map with asyncore__map_enter()/
+ *     asyncore__map_leave() instead.  What is read after the release (a
+ *     value of the dispatcher, errno) is copied to a local before the
+ *     call: after the release, the pointer may be gone.
+ *  2. Never call user code from inside a libevent buffer operation:
+ *     evbuffer_drain/pullup/free run the cleanup callbacks of references,
+ *     and evbuffer is not re-entrant (libevent-notes).  Cleanup callbacks
+ *     only queue the release; the queue runs after the evbuffer call has
+ *     returned (chat.c, run_releases).
+ *  3. Re-check state after every call: closed (d->closed) -- no hook runs
+ *     on a closed dispatcher, nothing is queued on it -- and what the call
+ *     may have replaced: readiness measured before a hook that started a
+ *     connect (events.c, write_event's after_read), an output queue
+ *     dropped under a send or a producer (chat.c's out_gen).
+ *
+ * A public entry point reached from user code is itself such a path: it
+ * holds its dispatcher (or works only on copies) before it can run a hook.
+ */
+
 /* The hot path of a dispatch is a handful of tests; the compiler must not
  * fold the rare paths into it (their register saves would cost every
  * dispatch) nor keep its small steps out of line. */
@@ -62,6 +106,11 @@ struct asyncore_dispatcher {
     unsigned always_ready : 1; /* regular file: cannot be polled */
     unsigned urgent_watched : 1;
     unsigned has_area : 1;
+    /* Closed but held: on map->held, so that asyncore_map_free() can
+     * detach it (d->map = NULL) before the map goes. */
+    unsigned held_closed : 1;
+    /* file.c: a file dispatcher over a socket (writes use send()). */
+    unsigned file_socket : 1;
     /* What the hook tables say, decided once (asyncore__hooks_resolve):
      * they are fixed while the dispatcher uses them (dispatcher.h), and a
      * dispatch then skips urgent.c for the usual dispatcher without
@@ -125,7 +174,12 @@ struct asyncore_map {
     size_t count;         /* open dispatchers with a descriptor */
     size_t armed;         /* dispatchers whose event is added to libevent */
     int running_on;       /* loop.c: in one event_base_loop of many turns */
+    int busy;             /* timer callbacks on the stack (timer.c):
+                           * asyncore_map_free() is EBUSY meanwhile */
     struct asyncore__dispatcher_list dispatchers;
+    /* Closed dispatchers still held, linked through d->link: detached
+     * (d->map = NULL) by asyncore_map_free(). */
+    struct asyncore__dispatcher_list held;
     struct asyncore__ext_list always_ready; /* their blocks, in fact */
     struct event *timer;  /* bounds one loop iteration */
     struct event *bridge; /* events.c: holds a descriptor while its
@@ -199,8 +253,22 @@ static inline size_t asyncore__queued(const asyncore_dispatcher *d)
     return d->out == NULL ? 0 : evbuffer_get_length(d->out);
 }
 
-/* References: inline, as every dispatch and every buffered send takes one;
- * the last release of a closed dispatcher destroys it (dispatcher.c). */
+/*
+ * References: inline, as every dispatch and every buffered send takes one;
+ * the last release of a closed dispatcher destroys it (dispatcher.c).
+ *
+ * d->refs counts two kinds in one int.  The low 16 bits are the library's
+ * own holds -- the map's (until close), and the transient ones of a library
+ * frame on the stack around user code (asyncore__hold: a dispatch, a
+ * predicate, a hook called by a method).  Holds that outlive a frame --
+ * the program's (asyncore_dispatcher_hold) and a look-up's in flight --
+ * count in units of ASYNCORE__HOLD_LONG.  So a map can tell, without a
+ * counter on the hot path, whether user code of one of its dispatchers is
+ * on the stack (map.c, asyncore_map_free: EBUSY).
+ */
+#define ASYNCORE__HOLD_LONG (1 << 16)
+#define ASYNCORE__HOLDS_INSIDE(d) ((d)->refs & (ASYNCORE__HOLD_LONG - 1))
+
 static inline void asyncore__hold(asyncore_dispatcher *d)
 {
     d->refs++;
@@ -210,6 +278,31 @@ static inline void asyncore__release(asyncore_dispatcher *d)
 {
     if (--d->refs <= 0)
         asyncore__destroy(d);
+}
+
+static inline void asyncore__hold_long(asyncore_dispatcher *d)
+{
+    d->refs += ASYNCORE__HOLD_LONG;
+}
+
+static inline void asyncore__release_long(asyncore_dispatcher *d)
+{
+    d->refs -= ASYNCORE__HOLD_LONG - 1;
+    asyncore__release(d);
+}
+
+/* Rule 1 for a map: a callback that libevent runs without a dispatcher to
+ * hold (a timer) marks the map in use while user code runs, so that a
+ * map_free from inside fails with EBUSY even when the program runs the
+ * base itself. */
+static inline void asyncore__map_enter(asyncore_map *map)
+{
+    map->busy++;
+}
+
+static inline void asyncore__map_leave(asyncore_map *map)
+{
+    map->busy--;
 }
 
 /* loop.c: an iteration must run its own checks before the next wait. */
@@ -242,6 +335,7 @@ void asyncore__thread_loop_begin(asyncore_map *map);
 void asyncore__thread_loop_end(asyncore_map *map);
 int asyncore__thread_base_idle(asyncore_map *map);
 void asyncore__thread_shutdown(asyncore_map *map);
+int asyncore__thread_pending(asyncore_map *map);
 void asyncore__thread_free(asyncore_map *map);
 
 /* io.c: what a failed transfer means. */
@@ -285,14 +379,18 @@ void asyncore__tls_free(asyncore_dispatcher *d);
  * Raw transfers by io kind, errors as -1/errno.  Sockets use send/recv
  * (MSG_NOSIGNAL: a library must not let SIGPIPE kill its host, nor change
  * its signal dispositions); file dispatchers use read/write, as asyncore's
- * file_wrapper does; TLS dispatchers go through their transport (tls.c),
- * which carries plaintext.  Inline: one of each per echoed message.
+ * file_wrapper does, with SIGPIPE kept from the process as well (file.c);
+ * TLS dispatchers go through their transport (tls.c), which carries
+ * plaintext.  Inline: one of each per echoed message.
  */
+ssize_t asyncore__file_write(asyncore_dispatcher *d, const void *buf,
+                             size_t len);
+
 static inline ssize_t asyncore__raw_send(asyncore_dispatcher *d,
                                          const void *buf, size_t len)
 {
-    if (d->io_kind == ASYNCORE__IO_FILE)
-        return write(d->fd, buf, len);
+    if (d->io_kind == ASYNCORE__IO_FILE) /* file.c: no SIGPIPE either */
+        return asyncore__file_write(d, buf, len);
     if (d->ext != NULL && d->ext->tls != NULL) /* tls.c: plaintext in */
         return asyncore__tls_send(d, buf, len);
     return send(d->fd, buf, len, MSG_NOSIGNAL);

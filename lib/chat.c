@@ -52,6 +52,24 @@ struct chat_entry {
 
 TAILQ_HEAD(chat_fifo, chat_entry);
 
+/*
+ * A reference's release (asyncore_chat_push_reference).  libevent calls
+ * the cleanup of a reference from inside evbuffer_drain, _pullup or _free,
+ * where the user's free hook must not run: evbuffer is not re-entrant, and
+ * the natural free hook pushes the next chunk or discards (rule 2 of
+ * asyncore-internal.h).  The cleanup only queues this record on the
+ * channel; run_releases() calls the free hook after the evbuffer call
+ * returned.
+ */
+struct chat_ref {
+    struct chat_ref *next;
+    struct chat_state *st;
+    asyncore_chat_free_fn free_fn;
+    void *arg;
+    const void *data;
+    size_t len;
+};
+
 struct chat_state {
     const asyncore_chat_handlers *h;
     struct evbuffer *in;      /* input not handed on yet; lazily made */
@@ -74,6 +92,9 @@ struct chat_state {
     unsigned sending : 1;     /* initiate_send is on the stack */
     unsigned sock_known : 1;  /* sock_stream tells the socket's kind */
     unsigned sock_stream : 1; /* pushes may share a DATA entry */
+    unsigned releasing : 1;   /* run_releases is on the stack */
+    /* References released by libevent, their free hooks still to run. */
+    struct chat_ref *released, *released_tail;
     unsigned char term_inline[2 * TERM_INLINE];
     /* chat_flow.h: the input limit and read pausing. */
     size_t max_input;         /* 0: records of any length */
@@ -480,6 +501,7 @@ static void process_input(asyncore_dispatcher *d, struct chat_state *st)
 }
 
 static void discard_output(struct chat_state *st);
+static void run_releases(asyncore_dispatcher *d, struct chat_state *st);
 
 /* A closed channel keeps nothing queued (see chat.h, LIFETIME). */
 static void drop_if_closed(asyncore_dispatcher *d, struct chat_state *st)
@@ -519,10 +541,54 @@ void asyncore_chat_handle_read(asyncore_dispatcher *d)
         st->reading = 0;
     }
     drop_if_closed(d, st);
+    run_releases(d, st);
     asyncore__release(d);
 }
 
 /* ---- output -------------------------------------------------------------- */
+
+/* libevent's cleanup of a reference: queue it (see struct chat_ref). */
+static void ref_released(const void *data, size_t len, void *extra)
+{
+    struct chat_ref *r = extra;
+    struct chat_state *st = r->st;
+
+    r->data = data;
+    r->len = len;
+    r->next = NULL;
+    if (st->released == NULL)
+        st->released = r;
+    else
+        st->released_tail->next = r;
+    st->released_tail = r;
+}
+
+/*
+ * Run the free hooks that evbuffer calls queued, in order, each exactly
+ * once.  Called after every evbuffer call on the output that can release
+ * references, by the public entry points and hooks of the class, with
+ * nothing of the channel's half done.  @d is held across the hooks; a hook
+ * may push (more references queue, run by this same loop, not by a nested
+ * one: a streaming free hook would otherwise recurse once per chunk),
+ * discard or close.  Callers re-check d->closed afterwards.
+ */
+static void run_releases(asyncore_dispatcher *d, struct chat_state *st)
+{
+    struct chat_ref *r;
+
+    if (st->released == NULL || st->releasing)
+        return;
+    asyncore__hold(d);
+    st->releasing = 1;
+    while ((r = st->released) != NULL) {
+        st->released = r->next;
+        r->free_fn(r->data, r->len, r->arg);
+        free(r);
+    }
+    st->released_tail = NULL;
+    st->releasing = 0;
+    asyncore__release(d);
+}
 
 static void entry_free(struct chat_entry *e)
 {
@@ -815,22 +881,34 @@ int asyncore_chat_push_reference(asyncore_dispatcher *d, const void *data,
 {
     struct chat_state *st = chat_open(d);
     struct chat_entry *e = NULL;
+    struct chat_ref *r = NULL;
     int err;
 
     if (st != NULL && data == NULL && len > 0)
         errno = EINVAL;
     else if (st != NULL && len == 0)
         goto release; /* nothing to send: released at once, success */
+    else if (st != NULL && free_fn != NULL &&
+             (r = calloc(1, sizeof(*r))) == NULL)
+        errno = ENOMEM;
     else if (st != NULL && (e = data_tail(d, st)) != NULL &&
-             evbuffer_add_reference(st->out, data, len, free_fn, arg) == 0) {
+             evbuffer_add_reference(st->out, data, len,
+                                    r != NULL ? ref_released : NULL, r) == 0) {
         e->len += len;
+        if (r != NULL) {
+            r->st = st;
+            r->free_fn = free_fn;
+            r->arg = arg;
+        }
         return kick(d);
     } else if (e != NULL) {
         drop_if_empty(st, e);
         errno = ENOMEM;
     }
-    /* Every failure: the bytes were given to us, so release them now. */
+    /* Every failure: the bytes were given to us, so release them now --
+     * here, outside any evbuffer call. */
     err = errno;
+    free(r);
     if (free_fn != NULL)
         free_fn(data, len, arg);
     errno = err;
@@ -893,13 +971,13 @@ int asyncore_chat_discard_buffers(asyncore_dispatcher *d)
         errno = EINVAL;
         return -1;
     }
+    asyncore__hold(d);
     discard_input(st);
     discard_output(st);
-    if (!d->closed) {
-        asyncore__hold(d);
+    run_releases(d, st);
+    if (!d->closed)
         asyncore__interest_update(d);
-        asyncore__release(d);
-    }
+    asyncore__release(d);
     return 0;
 }
 
@@ -1052,6 +1130,7 @@ ssize_t asyncore_chat_initiate_send(asyncore_dispatcher *d)
     err = errno;
     st->sending = 0;
     drop_if_closed(d, st);
+    run_releases(d, st); /* what the send drained, or the close dropped */
     asyncore__release(d);
     errno = err;
     return n;
@@ -1102,6 +1181,7 @@ void asyncore_chat_handle_close(asyncore_dispatcher *d)
     asyncore__hold(d);
     asyncore_close(d);
     drop_if_closed(d, st);
+    run_releases(d, st);
     asyncore__release(d);
 }
 
@@ -1155,6 +1235,9 @@ static void chat_destroy(asyncore_dispatcher *d)
         free(st->term);
     st->in = st->out = st->staging = NULL;
     st->term = NULL;
+    /* The references the frees above released; a free hook that pushes
+     * now gets EBADF and its own bytes back at once. */
+    run_releases(d, st);
 }
 
 /* ---- flow control (chat_flow.h) ------------------------------------------ */

@@ -122,11 +122,20 @@ void asyncore_default_handle_accepted(asyncore_dispatcher *d, int fd,
     asyncore_log_info(d, ASYNCORE_LOG_WARNING, "unhandled accepted event");
 }
 
+/* The log function is user code too: when a default is called directly
+ * (not through a dispatch or asyncore_handle_*), only this hold keeps @d
+ * for what follows the log line. */
 void asyncore_default_handle_close(asyncore_dispatcher *d)
 {
+    if (d == NULL) {
+        asyncore_log_info(d, ASYNCORE_LOG_WARNING, "unhandled close event");
+        return;
+    }
+    asyncore__hold(d);
     asyncore_log_info(d, ASYNCORE_LOG_WARNING, "unhandled close event");
-    if (d != NULL && !d->closed)
+    if (!d->closed)
         asyncore_close(d);
+    asyncore__release(d);
 }
 
 /* One compact line (asyncore's compact_traceback has no C counterpart),
@@ -140,11 +149,13 @@ void asyncore_default_handle_error(asyncore_dispatcher *d, int err,
     if (d == NULL)
         return;
     asyncore_dispatcher_repr(d, repr, sizeof(repr));
+    asyncore__hold(d); /* see asyncore_default_handle_close */
     asyncore_log_info(d, ASYNCORE_LOG_ERROR,
                       "uncaptured error, closing channel %s (%s: errno %d: %s%s%s)",
                       repr, op ? op : "?", err, strerror(err),
                       tls ? ": " : "", tls ? tls : "");
     asyncore_handle_close(d);
+    asyncore__release(d);
 }
 
 int asyncore_default_readable(asyncore_dispatcher *d)

@@ -427,41 +427,53 @@ int asyncore_accept(asyncore_dispatcher *d, struct sockaddr *addr,
     return fd;
 }
 
-/* The failure half of asyncore__send_plain(): errno from the transfer. */
-ssize_t asyncore__send_failed(asyncore_dispatcher *d)
+/*
+ * A failed transfer (errno @err) to its hook: a lost connection to
+ * handle_close (returns 0, asyncore's b'' / 0), anything else to
+ * handle_error (returns -1 with errno @err).  The hook may close @d, and
+ * when send or recv was called from outside @d's own hooks (main, a timer,
+ * another dispatcher's hook) nobody else holds it: the close frees it.
+ * So nothing of @d is read after the hook (rule 1 of asyncore-internal.h);
+ * the public wrappers hold it during the hook itself.
+ */
+static ASYNCORE__NOINLINE ssize_t transfer_failed(asyncore_dispatcher *d,
+                                                  int err, const char *op)
 {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return 0;
-    d->last_error = errno;
-    if (asyncore__is_disconnect(errno)) {
+    d->last_error = err;
+    if (asyncore__is_disconnect(err)) {
         asyncore_handle_close(d);
         return 0;
     }
-    asyncore_handle_error(d, d->last_error, "send");
-    errno = d->last_error;
+    asyncore_handle_error(d, err, op);
+    errno = err;
     return -1;
+}
+
+/* The failure half of asyncore__send_plain(): errno from the transfer. */
+ssize_t asyncore__send_failed(asyncore_dispatcher *d)
+{
+    int err = errno;
+
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+        return 0;
+    return transfer_failed(d, err, "send");
 }
 
 /* The rest of asyncore_recv(): what a transfer of @n (0 or -1) means. */
 static ASYNCORE__NOINLINE ssize_t recv_failed(asyncore_dispatcher *d, ssize_t n)
 {
+    int err = errno;
+
     if (n == 0) {
         /* A closed connection reads as readable with nothing to read. */
         asyncore_handle_close(d);
         return 0;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
         errno = EAGAIN;
         return -1;
     }
-    d->last_error = errno;
-    if (asyncore__is_disconnect(errno)) {
-        asyncore_handle_close(d);
-        return 0;
-    }
-    asyncore_handle_error(d, d->last_error, "recv");
-    errno = d->last_error;
-    return -1;
+    return transfer_failed(d, err, "recv");
 }
 
 static ASYNCORE__NOINLINE ssize_t recv_checked(asyncore_dispatcher *d,
@@ -522,6 +534,12 @@ int asyncore_close(asyncore_dispatcher *d)
         (void)close(d->fd);
         d->fd = -1;
     }
+    /* Held beyond this release (a hook on the stack, a holder): listed, so
+     * that a map freed first can detach it (map.c). */
+    if (d->refs > 1) {
+        TAILQ_INSERT_TAIL(&d->map->held, d, link);
+        d->held_closed = 1;
+    }
     asyncore__release(d);
     return 0;
 }
@@ -530,11 +548,18 @@ int asyncore_close(asyncore_dispatcher *d)
  * user's first, then the class's, which may free what the user's read. */
 void asyncore__destroy(asyncore_dispatcher *d)
 {
-    d->refs = 1; /* hooks below may hold/release without re-entering */
+    /* Hooks below may hold/release without re-entering.  Still on
+     * map->held (if it was): a map_free from a destroy hook run by a
+     * dispatch's release sees a hold and fails with EBUSY. */
+    d->refs = 1;
     if (d->handlers->destroy)
         d->handlers->destroy(d);
     if (d->defaults && d->defaults->destroy)
         d->defaults->destroy(d);
+    if (d->held_closed) { /* d->map is NULL once the map was freed */
+        TAILQ_REMOVE(&d->map->held, d, link);
+        d->held_closed = 0;
+    }
     if (d->out)
         evbuffer_free(d->out);
     if (ASYNCORE__EXT(d, tls) != NULL) /* tls.c: kept for tls_last_error */
@@ -544,20 +569,22 @@ void asyncore__destroy(asyncore_dispatcher *d)
     free(d);
 }
 
+/* The program's holds count apart from the library's own (see
+ * asyncore__hold_long): a release without a hold does nothing. */
 int asyncore_dispatcher_hold(asyncore_dispatcher *d)
 {
     if (d == NULL) {
         errno = EINVAL;
         return -1;
     }
-    asyncore__hold(d);
+    asyncore__hold_long(d);
     return 0;
 }
 
 void asyncore_dispatcher_release(asyncore_dispatcher *d)
 {
-    if (d != NULL && d->refs > 0)
-        asyncore__release(d);
+    if (d != NULL && d->refs >= ASYNCORE__HOLD_LONG)
+        asyncore__release_long(d);
 }
 
 int asyncore_update_interest(asyncore_dispatcher *d)

@@ -71,26 +71,40 @@ handshake:
     d->connecting = 0;
 }
 
-static void read_event(asyncore_dispatcher *d)
+/* Returns 1 if handle_read ran: @d was not connecting then, so a connect
+ * in progress afterwards is an attempt the hook started (write_event). */
+static ASYNCORE__ALWAYS_INLINE int read_event(asyncore_dispatcher *d)
 {
     if (d->accepting) {
         /* Listeners are never connected; they spawn connected sockets. */
         ASYNCORE__HOOK(d, handle_accept)(d);
-        return;
+        return 0;
     }
     if (!d->connected && d->connecting) {
         asyncore__connect_event(d);
         if (d->closed || !d->connected)
-            return;
+            return 0;
     }
     ASYNCORE__HOOK(d, handle_read)(d);
+    return 1;
 }
 
-static void write_event(asyncore_dispatcher *d)
+/*
+ * @after_read: handle_read ran in this dispatch.  Readiness is measured
+ * before any hook runs (rule 3 of asyncore-internal.h): if handle_read
+ * started a connect (asyncore_connect(), asyncore_connect_host() -- whose
+ * look-up evdns still owns), the write readiness reported with it belongs
+ * to the socket as it was, not to the new attempt, whose outcome a later
+ * dispatch reports.
+ */
+static ASYNCORE__ALWAYS_INLINE void write_event(asyncore_dispatcher *d,
+                                                int after_read)
 {
     if (d->accepting)
         return; /* a listener's write readiness means nothing */
     if (!d->connected && d->connecting) {
+        if (after_read)
+            return;
         asyncore__connect_event(d);
         if (d->closed || !d->connected)
             return;
@@ -200,29 +214,51 @@ static ASYNCORE__NOINLINE short ext_event(asyncore_dispatcher *d, short what)
 }
 
 /*
+ * A dispatch of a dispatcher watched for urgent data (urgent.c): the
+ * urgent state is taken before handle_read can read past the mark, which
+ * clears it, and handle_expt runs after the other events, in asyncore's
+ * order.  Out of line: the usual dispatcher has no handle_expt.
+ */
+static ASYNCORE__NOINLINE void dispatch_urgent(asyncore_dispatcher *d,
+                                               short what)
+{
+    int urgent = asyncore__urgent_pending(d);
+
+    if (read_event(d)) {
+        if ((what & EV_WRITE) && !d->closed)
+            write_event(d, 1);
+    } else if ((what & EV_WRITE) && !d->closed) {
+        write_event(d, 0);
+    }
+    if (urgent && !d->closed)
+        asyncore__urgent_dispatch(d);
+}
+
+/*
  * The one libevent callback of every dispatcher.  A reference is held for
  * the whole dispatch so that a hook may close (and so release) the
- * dispatcher without the memory going away under us.
+ * dispatcher without the memory going away under us; it also makes
+ * asyncore_map_free() from a hook fail with EBUSY (map.c).
  */
 void asyncore__event_cb(evutil_socket_t fd, short what, void *arg)
 {
     asyncore_dispatcher *d = arg;
-    int urgent = 0;
 
     (void)fd;
     asyncore__hold(d);
     if (d->ext != NULL)
         what = ext_event(d, what);
-    /* urgent.c: taken before handle_read can read past the mark, which
-     * clears it; dispatched after the other events, in asyncore's order. */
-    if ((what & EV_READ) && d->urgent_watched)
-        urgent = asyncore__urgent_pending(d);
-    if (what & EV_READ)
-        read_event(d);
-    if ((what & EV_WRITE) && !d->closed)
-        write_event(d);
-    if (urgent && !d->closed)
-        asyncore__urgent_dispatch(d);
+    /* urgent.c: a dispatcher watched for urgent data takes the rare path. */
+    if ((what & EV_READ) && d->urgent_watched) {
+        dispatch_urgent(d, what);
+    } else if ((what & EV_READ) && read_event(d)) {
+        /* Two calls of write_event, each with its constant: no flag lives
+         * across handle_read (the hot path keeps its registers). */
+        if ((what & EV_WRITE) && !d->closed)
+            write_event(d, 1);
+    } else if ((what & EV_WRITE) && !d->closed) {
+        write_event(d, 0);
+    }
     /* Our hold already covers the predicates: no second one. */
     if (!d->closed && d->fd >= 0)
         interest_update_held(d);

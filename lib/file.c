@@ -5,9 +5,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "asyncore-internal.h"
@@ -29,6 +32,44 @@ static int epoll_can_watch(int fd)
     ok = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 || errno != EPERM;
     close(ep);
     return ok;
+}
+
+/*
+ * write() to a pipe (or FIFO) whose reader is gone raises SIGPIPE, whose
+ * default action kills the process; dispatcher.h promises that a send never
+ * does, and a library must not change the process's signal dispositions.
+ * A socket takes send(MSG_NOSIGNAL).  Anything else is written with
+ * SIGPIPE blocked in the calling thread; a SIGPIPE that the write made
+ * pending is consumed (sigtimedwait with a zero timeout) before the mask is
+ * restored -- unless one was pending already, which belongs to the program
+ * and is left alone.  Three more system calls per write, for file
+ * dispatchers only; a write that did not fail with EPIPE costs no wait.
+ */
+ssize_t asyncore__file_write(asyncore_dispatcher *d, const void *buf,
+                             size_t len)
+{
+    static const struct timespec zero = { 0, 0 };
+    sigset_t pipe_set, old, pending;
+    int was_pending, err;
+    ssize_t n;
+
+    if (d->file_socket)
+        return send(d->fd, buf, len, MSG_NOSIGNAL);
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) != 0)
+        return write(d->fd, buf, len); /* cannot happen with a valid set */
+    sigemptyset(&pending);
+    was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    n = write(d->fd, buf, len);
+    err = errno;
+    if (n < 0 && err == EPIPE && !was_pending) {
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = err;
+    return n;
 }
 
 asyncore_dispatcher *asyncore_file_dispatcher_new(asyncore_map *map,
@@ -75,6 +116,7 @@ asyncore_dispatcher *asyncore_file_dispatcher_new(asyncore_map *map,
         d->ext = ext;
     }
     d->io_kind = ASYNCORE__IO_FILE;
+    d->file_socket = S_ISSOCK(st.st_mode) != 0;
     d->always_ready = always_ready != 0;
     d->connected = 1;
     d->connect_done = 1;

@@ -65,8 +65,64 @@ asyncore_map *asyncore_map_new(struct event_base *base)
     map->ignore_log = ASYNCORE_LOG_WARNING;
     map->urgent_fd = -1;
     TAILQ_INIT(&map->dispatchers);
+    TAILQ_INIT(&map->held);
     TAILQ_INIT(&map->always_ready);
     return map;
+}
+
+/*
+ * Everything that can run user code, until nothing is left to run: queued
+ * call_soon callbacks, the destroy hooks of the dispatchers closed here,
+ * the free hooks of the pending timers.  Each may queue, create or arm
+ * more of the others (a destroy hook that queues a callback, a timer's
+ * free hook that makes a dispatcher), so the three are repeated until all
+ * are empty at once.  map->running is set throughout: a map_free or a loop
+ * from inside fails with EBUSY.
+ */
+static void map_quiesce(asyncore_map *map)
+{
+    map->running = 1;
+    do {
+        asyncore__thread_shutdown(map); /* thread.c: run queued callbacks */
+        asyncore_close_all(map);
+        asyncore__timers_free(map); /* timer.c: after the destroy hooks */
+    } while (!TAILQ_EMPTY(&map->dispatchers) || !LIST_EMPTY(&map->timers) ||
+             asyncore__thread_pending(map));
+    map->running = 0;
+}
+
+/* Closed dispatchers still held outlive the map: they forget it, and the
+ * calls that need it fail (map.h, dispatcher.h). */
+static void detach_held(asyncore_map *map)
+{
+    asyncore_dispatcher *d;
+
+    while ((d = TAILQ_FIRST(&map->held)) != NULL) {
+        TAILQ_REMOVE(&map->held, d, link);
+        d->held_closed = 0;
+        d->map = NULL;
+    }
+}
+
+/*
+ * Whether user code of the map is on the stack: a library frame holds one
+ * of its dispatchers (a dispatch, a predicate, a hook called by a method,
+ * a destroy hook run by a dispatch's release), or a timer callback runs.
+ * The program's own holds do not count (asyncore__hold_long).
+ */
+static int map_in_use(asyncore_map *map)
+{
+    asyncore_dispatcher *d;
+
+    if (map->busy)
+        return 1;
+    TAILQ_FOREACH(d, &map->dispatchers, link)
+        if (ASYNCORE__HOLDS_INSIDE(d) > 1) /* beyond the map's own */
+            return 1;
+    TAILQ_FOREACH(d, &map->held, link)
+        if (ASYNCORE__HOLDS_INSIDE(d) > 0)
+            return 1;
+    return 0;
 }
 
 int asyncore_map_free(asyncore_map *map)
@@ -77,13 +133,14 @@ int asyncore_map_free(asyncore_map *map)
         map = default_map;
     if (map == NULL)
         return 0;
-    if (map->running) {
+    /* Inside the map's loop, or inside a hook or callback of it while the
+     * program runs the base itself: the caller is still using it. */
+    if (map->running || map_in_use(map)) {
         errno = EBUSY;
         return -1;
     }
-    asyncore__thread_shutdown(map); /* thread.c: run queued callbacks */
-    asyncore_close_all(map);
-    asyncore__timers_free(map); /* timer.c: after the hooks close_all ran */
+    map_quiesce(map);
+    detach_held(map);
     asyncore__urgent_free(map);
     asyncore__thread_free(map);
     asyncore__resolve_map_free(map); /* resolve.c: cancelled look-ups, evdns */

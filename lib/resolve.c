@@ -357,7 +357,7 @@ static void wait_for_answer(asyncore_dispatcher *d, struct asyncore__resolve *r)
     d->connecting = 1;
     d->connect_done = 0;
     d->ext->resolve = r;
-    asyncore__hold(d); /* the look-up's, until lookup_cb or close */
+    asyncore__hold_long(d); /* the look-up's, until lookup_cb or close */
 }
 
 /* The answer is in: back to a plain dispatcher that asyncore_connect()
@@ -393,6 +393,8 @@ static void lookup_cb(int result, struct evutil_addrinfo *res, void *arg)
         free_resolve(r);
         return;
     }
+    /* The look-up's hold keeps d; this one says that hooks run now. */
+    asyncore__hold(d);
     end_wait(d, r);
     if (result != 0) {
         free_resolve(r);
@@ -405,6 +407,7 @@ static void lookup_cb(int result, struct evutil_addrinfo *res, void *arg)
     if (!d->closed && !d->connecting && !d->connected)
         asyncore__interest_update(d);
     asyncore__release(d);
+    asyncore__release_long(d); /* the look-up's */
 }
 
 /* The resolver answered before evdns_getaddrinfo() returned: the numeric
@@ -487,5 +490,5 @@ void asyncore__resolve_cancel(asyncore_dispatcher *d)
     }
     r->d = NULL;
     evdns_getaddrinfo_cancel(r->req);
-    asyncore__release(d); /* the look-up's hold; asyncore_close holds too */
+    asyncore__release_long(d); /* the look-up's; asyncore_close holds too */
 }

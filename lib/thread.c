@@ -225,21 +225,33 @@ int asyncore__thread_base_idle(asyncore_map *map)
 
 /*
  * asyncore_map_free(): callbacks still queued run now, in this thread,
- * while the map is whole; map->running makes asyncore_loop() and
- * asyncore_map_free() on it fail with EBUSY inside them, as inside the
- * loop.  Destroy hooks of the dispatchers closed here may queue more, so
- * repeat until both the queue and the map are empty.
+ * while the map is whole (map.c sets map->running around it, which makes
+ * asyncore_loop() and asyncore_map_free() on it fail with EBUSY inside
+ * them, as inside the loop).  Destroy hooks of the dispatchers closed here
+ * may queue more, so repeat until both the queue and the map are empty;
+ * map.c repeats this again after the timers' free hooks.
  */
 void asyncore__thread_shutdown(asyncore_map *map)
 {
     struct call *list;
 
     while ((list = take_all(map->thread)) != NULL) {
-        map->running = 1;
         run_list(map, list);
-        map->running = 0;
         asyncore_close_all(map);
     }
+}
+
+/* Whether callbacks are queued (map.c repeats its shutdown steps until
+ * none is). */
+int asyncore__thread_pending(asyncore_map *map)
+{
+    struct asyncore__thread *t = map->thread;
+    int pending;
+
+    pthread_mutex_lock(&t->lock);
+    pending = t->head != NULL;
+    pthread_mutex_unlock(&t->lock);
+    return pending;
 }
 
 void asyncore__thread_free(asyncore_map *map)

@@ -222,6 +222,8 @@ void asyncore_default_handle_timeout(asyncore_dispatcher *d)
 {
     if (d == NULL || d->closed)
         return;
+    asyncore__hold(d); /* the log function may close (defaults.c) */
     asyncore_log_info(d, ASYNCORE_LOG_WARNING, "idle timeout");
     asyncore_handle_close(d);
+    asyncore__release(d);
 }

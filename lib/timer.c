@@ -19,6 +19,7 @@
 
 struct asyncore_timer {
     LIST_ENTRY(asyncore_timer) link; /* in map->timers until released */
+    asyncore_map *map;
     asyncore_timer_fn cb;
     void *arg;
     void (*free_fn)(void *arg);
@@ -66,15 +67,22 @@ static void release(asyncore_timer *t)
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     asyncore_timer *t = arg;
+    asyncore_map *map = t->map; /* @t may be released below */
 
     (void)fd;
     (void)what;
+    /* The map is in use while the callback and the free hook run:
+     * asyncore_map_free() from inside fails with EBUSY (map.c), so @t
+     * cannot be released under us by anything but its own cancel, which
+     * only marks it, and the base is not freed under libevent. */
+    asyncore__map_enter(map);
     t->running = 1;
     t->cb(t, t->arg);
     t->running = 0;
     /* A one-shot that its callback did not re-arm is done. */
     if (t->cancelled || (!t->periodic && !evtimer_pending(timer_event(t), NULL)))
         release(t);
+    asyncore__map_leave(map);
 }
 
 static asyncore_timer *timer_new(asyncore_map *map, double seconds, int periodic,
@@ -94,6 +102,7 @@ static asyncore_timer *timer_new(asyncore_map *map, double seconds, int periodic
     t = calloc(1, event_offset() + event_get_struct_event_size());
     if (t == NULL)
         return NULL;
+    t->map = map;
     t->cb = cb;
     t->arg = arg;
     t->periodic = periodic != 0;
@@ -165,9 +174,10 @@ int asyncore_timer_set_free(asyncore_timer *t, void (*free_fn)(void *arg))
     return 0;
 }
 
-/* map_free: every timer still listed is pending (or a callback's that
- * freed the map, which the map's EBUSY rule forbids).  A free hook may
- * cancel other timers: take the head again each time. */
+/* map_free: every timer still listed is pending (a callback's own timer
+ * cannot be here: map_free is EBUSY inside a timer callback).  A free hook
+ * may cancel other timers or make new ones: take the head again each
+ * time. */
 void asyncore__timers_free(asyncore_map *map)
 {
     asyncore_timer *t;

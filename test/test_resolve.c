@@ -846,6 +846,59 @@ START_TEST(map_free_during_the_lookup_cancels_and_frees_everything)
 }
 END_TEST
 
+/* ---- a connect by name started from handle_read --------------------------- */
+
+static unsigned reread_port;
+static int reread_rc = 1;
+
+/* An unconnected socket polls readable and writable at once (its hang-up):
+ * the read hook starts the connect, in the dispatch that also carries the
+ * write readiness. */
+static void connect_from_read(asyncore_dispatcher *d)
+{
+    if (reread_rc != 1 || asyncore_dispatcher_connecting(d) ||
+        asyncore_dispatcher_connected(d))
+        return;
+    reread_rc = asyncore_connect_host(d, "svc.test", reread_port);
+}
+
+static const asyncore_handlers read_connect_handlers = {
+    .handle_read = connect_from_read,
+    .handle_connect = client_connect,
+    .handle_error = client_error,
+    .destroy = client_destroy,
+};
+
+START_TEST(a_connect_by_name_from_handle_read_ignores_that_dispatchs_write_readiness)
+{
+    struct client c;
+    asyncore_dispatcher *l, *d;
+
+    responder_start(asyncore_map_base(th_map), table, 0.1);
+    use_responder(th_map, "5");
+    l = listener(AF_INET, &reread_port);
+    memset(&c, 0, sizeof(c));
+    reread_rc = 1;
+    d = asyncore_dispatcher_new(th_map, &read_connect_handlers, &c);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(asyncore_create_socket(d, AF_INET, SOCK_STREAM), 0);
+    ck_assert_int_eq(asyncore_dispatcher_hold(d), 0);
+    ck_assert(th_loop_until(th_map, &c.done, 10));
+    /* The write readiness of the socket as it was is not the look-up's
+     * outcome: no connect error, and the look-up went on to connect. */
+    ck_assert_int_eq(reread_rc, 0);
+    ck_assert_int_eq(c.errors, 0);
+    ck_assert_int_eq(c.connects, 1);
+    ck_assert(asyncore_dispatcher_connected(d));
+    ck_assert_int_ge(rs.questions, 1);
+    asyncore_close(d);
+    asyncore_dispatcher_release(d);
+    ck_assert_int_eq(c.destroys, 1);
+    asyncore_close(l);
+    responder_stop();
+}
+END_TEST
+
 START_TEST(closing_in_handle_connect_after_a_lookup_frees_once)
 {
     struct client c;
@@ -915,6 +968,7 @@ static Suite *resolve_suite(void)
     tcase_add_test(tc, close_during_the_lookup_cancels_it);
     tcase_add_test(tc, map_free_during_the_lookup_cancels_and_frees_everything);
     tcase_add_test(tc, closing_in_handle_connect_after_a_lookup_frees_once);
+    tcase_add_test(tc, a_connect_by_name_from_handle_read_ignores_that_dispatchs_write_readiness);
     tcase_add_test(tc, the_maps_resolver_is_made_once_and_can_be_replaced);
     suite_add_tcase(s, tc);
     return s;

@@ -258,8 +258,12 @@ typedef void (*asyncore_chat_free_fn)(const void *data, size_t len,
  * with (@data, @len, @arg).  From this call on the channel owns them:
  * @free_fn runs exactly once -- when the bytes have been sent or dropped
  * (discard_buffers, close), or before an error return, or at once for
- * @len 0 (which sends nothing).  Returns 0, or -1 with errno EINVAL, EBADF
- * or ENOMEM.
+ * @len 0 (which sends nothing).  It runs after the library's buffer work is done, before the
+ * call that sent or dropped the bytes returns, so it may call anything on
+ * the channel: push the next chunk by reference (the zero-copy streaming
+ * pattern), discard_buffers, close.  On a closed channel such a push fails
+ * with EBADF and its own free hook runs at once.  Returns 0, or -1 with
+ * errno EINVAL, EBADF or ENOMEM.
  */
 ASYNCORE_API int asyncore_chat_push_reference(asyncore_dispatcher *d,
                                               const void *data, size_t len,

@@ -47,6 +47,23 @@
  *      by asyncore_close() itself: do not touch the pointer afterwards.
  *      Closing other dispatchers, creating new ones and asyncore_close_all()
  *      are all safe from inside any hook.
+ *   6. The same holds for a method called outside the dispatcher's hooks
+ *      (from main, a timer, another dispatcher's hook) whose failure runs a
+ *      hook that closes: asyncore_send(), asyncore_recv() and
+ *      asyncore_initiate_send() still return their result and errno, but
+ *      the dispatcher may be gone when they return.  Hold it to inspect it
+ *      afterwards.
+ *   7. A held dispatcher may outlive its map.  asyncore_map_free() closes
+ *      it and detaches it: asyncore_dispatcher_map() returns NULL, methods
+ *      fail with EBADF (it is closed), the hook wrappers
+ *      (asyncore_handle_close(), asyncore_handle_error()) do nothing,
+ *      asyncore_log_info() writes to stderr (the map's log function went
+ *      with the map), and the accessors, asyncore_dispatcher_repr(),
+ *      asyncore_dispatcher_user_data()/_area() and the release keep
+ *      working; the destroy hooks run at the last release, as always.
+ *   8. asyncore_map_free() from inside any hook, predicate or destroy hook
+ *      that a dispatch or a method of the map runs fails with EBUSY, also
+ *      when the program runs the map's base itself (map.h).
  *
  * ERRORS
  *   Methods return -1 and set errno.  A method on a closed dispatcher fails
@@ -271,7 +288,9 @@ ASYNCORE_API int asyncore_accept(asyncore_dispatcher *d, struct sockaddr *addr,
  * Send up to @len bytes.  Returns the number sent; 0 if the socket buffer
  * is full (EAGAIN); 0 after calling handle_close if the connection is lost
  * (ECONNRESET, ENOTCONN, ESHUTDOWN, ECONNABORTED, EPIPE, EBADF); -1 after
- * calling handle_error for any other failure.  Never raises SIGPIPE.  On a
+ * calling handle_error for any other failure.  Never raises SIGPIPE, on
+ * sockets nor on file dispatchers over a pipe, and never changes the
+ * process's signal dispositions (see file.h).  On a
  * buffered dispatcher (send.h) the data is queued instead: the return value
  * is then @len, or -1 with ENOMEM.
  */
@@ -377,7 +396,8 @@ ASYNCORE_API int asyncore_dispatcher_repr(asyncore_dispatcher *d, char *buf,
  * asyncore_dispatcher_release().  Returns 0, or -1 with EINVAL.
  */
 ASYNCORE_API int asyncore_dispatcher_hold(asyncore_dispatcher *d);
-/** Drop a hold; may run the destroy hooks and free @d. */
+/** Drop a hold; may run the destroy hooks and free @d.  A release without
+ *  a hold of the program's does nothing. */
 ASYNCORE_API void asyncore_dispatcher_release(asyncore_dispatcher *d);
 
 /* ---- logging -------------------------------------------------------------*/

@@ -7,6 +7,13 @@
  * descriptor is set non-blocking, which affects the caller's descriptor
  * too since they share the open file description.
  *
+ * A write to a pipe whose reader is gone raises no SIGPIPE: over a socket
+ * it is a send(MSG_NOSIGNAL); over anything else SIGPIPE is blocked in the
+ * calling thread around the write(2), and one that the write made pending
+ * is consumed before the mask is restored (one pending before is left
+ * alone).  The send reports EPIPE as a lost connection (handle_close).
+ * The process's signal dispositions are never changed.
+ *
  * Regular files, block devices and devices without poll support (such as
  * /dev/null) cannot be watched by epoll; they are treated as always ready,
  * as select() and poll() report them, and are served only by

@@ -48,9 +48,21 @@ ASYNCORE_API asyncore_map *asyncore_map_new(struct event_base *base);
 /**
  * Close every dispatcher of the map (their destroy hooks run unless they are
  * held) and free it, and its base if it owns it.  NULL is the default map,
- * as everywhere (nothing is done if there is none).  Freeing the default
- * map is allowed: a new one is made when next asked for.  Returns 0, or -1 with
- * EBUSY when called from inside the map's loop, where nothing is freed.
+ * as everywhere (nothing is done if there is none).  First, until none of them
+ * is left: the call_soon callbacks still queued run, the dispatchers are
+ * closed, the pending timers are released (their free hooks run) -- each of
+ * which may queue, create or arm more of the others.  Dispatchers still
+ * held then outlive the map, closed and detached from it (dispatcher.h,
+ * LIFETIME 7).  Freeing the default map is allowed: a new one is made when
+ * next asked for.
+ *
+ * Returns 0, or -1 with EBUSY, where nothing is freed, when the map is in
+ * use by the caller: from inside the map's loop, and -- also when the
+ * program runs the map's base itself (event_base_loop) -- from inside a
+ * hook, predicate or destroy hook that a dispatch or a method of the map
+ * runs, a timer callback or a timer's free hook run as it fires, a
+ * call_soon callback, or the hooks that asyncore_map_free() itself runs.
+ * Holds the program took with asyncore_dispatcher_hold() do not count.
  */
 ASYNCORE_API int asyncore_map_free(asyncore_map *map);
 

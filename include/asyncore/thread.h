@@ -52,8 +52,9 @@ typedef void (*asyncore_map_callback)(asyncore_map *map, void *arg);
  * waiting.  Callbacks run in the order they were queued (callbacks queued
  * by one thread run in that thread's order), each exactly once: by the
  * loop, or else by asyncore_map_free(), which runs the callbacks still
- * queued before it closes the dispatchers (so that whatever @arg owns is
- * always released by @cb).  Callbacks queued while callbacks run wait for
+ * queued before it closes the dispatchers, and again those that the
+ * destroy hooks and the timers' free hooks it runs queue, until none is
+ * left (so that whatever @arg owns is always released by @cb).  Callbacks queued while callbacks run wait for
  * the next iteration, so I/O is never starved.  A waiting loop returns from
  * its wait to run them: that counts as an iteration of asyncore_loop().
  *

@@ -26,7 +26,10 @@
  *   not be used again: a program that keeps it should clear its copy in the
  *   callback of a one-shot timer (and in the free hook).  Cancelling a timer
  *   is safe from any hook and any timer callback, including its own; once
- *   cancelled, its callback never runs again.
+ *   cancelled, its callback never runs again.  asyncore_map_free() from a
+ *   timer callback, or from the free hook of a timer released as its
+ *   callback returns, fails with EBUSY -- also when the program runs the
+ *   base itself -- and frees nothing: free the map once the loop returned.
  *
  * DISPATCHER TIMEOUTS
  *   asyncore_set_connect_timeout() bounds a connect: when it has not
