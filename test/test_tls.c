@@ -1761,6 +1761,14 @@ static void proto_close(asyncore_dispatcher *d)
     asyncore_chat_handle_close(d);
 }
 
+static void proto_close_plain(asyncore_dispatcher *d)
+{
+    struct proto *p = asyncore_dispatcher_user_data(d);
+
+    p->closes++;
+    asyncore_close(d);
+}
+
 static void proto_error(asyncore_dispatcher *d, int err, const char *op)
 {
     struct proto *p = asyncore_dispatcher_user_data(d);
@@ -2142,10 +2150,56 @@ static int sender_done(void *arg)
     return p->destroys > 0;
 }
 
+/* The same sender as a dispatcher_with_send: its queue is counted. */
+static void wsend_connect(asyncore_dispatcher *d)
+{
+    struct proto *p = asyncore_dispatcher_user_data(d);
+    int tls = asyncore_tls_active(d);
+
+    p->connects++;
+    p->connects_tls += tls;
+    if (tls) {
+        ck_assert_int_eq(asyncore_send(d, "ping\r\n", 6), 6);
+        return;
+    }
+    ck_assert_int_eq(asyncore_send(d, p->hello, p->hello_len),
+                     (ssize_t)p->hello_len);
+    p->queued_at_switch = asyncore_send_pending(d);
+    p->rc = p->tls_at_accept
+                ? asyncore_tls_start_server(d, p->ctx)
+                : asyncore_tls_start_client(d, p->ctx, "localhost");
+}
+
+static void wsend_read(asyncore_dispatcher *d)
+{
+    struct proto *p = asyncore_dispatcher_user_data(d);
+    ssize_t n = asyncore_recv(d, p->buf + p->len, sizeof(p->buf) - 1 - p->len);
+
+    if (n <= 0)
+        return;
+    p->len += (size_t)n;
+    p->buf[p->len] = '\0';
+    if (strcmp(p->buf, "pong\r\n") == 0) {
+        snprintf(p->got[p->n], sizeof(p->got[0]), "pong");
+        p->got_tls[p->n++] = asyncore_tls_active(d);
+        ck_assert_int_eq(asyncore_close(d), 0);
+    }
+}
+
+static const asyncore_handlers wsend_handlers = {
+    .handle_connect = wsend_connect,
+    .handle_read = wsend_read,
+    .handle_close = proto_close_plain,
+    .handle_error = proto_error,
+    .destroy = proto_destroy,
+};
+
 /* Started inside handle_connect of a socket the program connected, with
- * 2 MiB of plaintext queued: the TLS client (_i 0) or the TLS server (_i 1)
- * of the upgrade sends it all in the clear, then does its handshake; the
- * other side reads exactly that much, then starts TLS itself. */
+ * 2 MiB of plaintext queued: the TLS client (_i 0, 2) or the TLS server
+ * (_i 1, 3) of the upgrade sends it all in the clear, then does its
+ * handshake; the other side reads exactly that much, then starts TLS
+ * itself.  The sender is an async_chat (_i 0, 1) or a dispatcher_with_send
+ * (_i 2, 3). */
 START_TEST(start_inside_handle_connect_sends_the_queue_in_the_clear_first)
 {
     const size_t size = 2 * MIB;
@@ -2154,19 +2208,29 @@ START_TEST(start_inside_handle_connect_sends_the_queue_in_the_clear_first)
     struct exact e = { 0 };
     struct sockaddr_storage ss;
     socklen_t len;
+    int server = _i & 1;
 
-    c.tls_at_accept = _i; /* here: which role the connecting side takes */
-    c.ctx = _i ? server_ctx(srv_crt) : client_ctx();
+    c.tls_at_accept = server; /* here: which role the connecting side takes */
+    c.ctx = server ? server_ctx(srv_crt) : client_ctx();
     c.on_line = sender_line;
     c.on_connect = sender_connect;
     c.hello = (const char *)payload;
     c.hello_len = size;
-    e.ctx = _i ? client_ctx() : server_ctx(srv_crt);
-    e.server = !_i;
+    e.ctx = server ? client_ctx() : server_ctx(srv_crt);
+    e.server = !server;
     e.want = size;
     e.expect = payload;
     th_listener(th_map, AF_INET, &exact_listener, &e, &ss, &len);
-    (void)proto_client(&c, &ss, len, NULL);
+    if (_i < 2) {
+        (void)proto_client(&c, &ss, len, NULL);
+    } else {
+        asyncore_dispatcher *w =
+            asyncore_dispatcher_with_send_new(th_map, &wsend_handlers, &c);
+
+        ck_assert_ptr_nonnull(w);
+        ck_assert_int_eq(asyncore_create_socket(w, AF_INET, SOCK_STREAM), 0);
+        ck_assert_int_eq(asyncore_connect(w, (struct sockaddr *)&ss, len), 0);
+    }
     ck_assert(loop_while_not(sender_done, &c, 60.0));
     ck_assert_int_eq(c.rc, 0);
     ck_assert_uint_eq(c.queued_at_switch, size);
@@ -2511,7 +2575,7 @@ static Suite *tls_suite(void)
     tcase_add_test(up, command_pipelined_after_stls_never_reaches_found_terminator);
     tcase_add_test(up, replies_queued_at_stls_go_out_in_the_clear_before_the_handshake);
     tcase_add_loop_test(up, start_inside_handle_connect_sends_the_queue_in_the_clear_first,
-                        0, 2);
+                        0, 4);
     tcase_add_test(up, stop_with_data_in_flight_both_ways_keeps_each_line_on_its_side);
     tcase_add_loop_test(up, plaintext_right_behind_the_peers_close_notify_arrives_in_the_clear,
                         0, 2);
