@@ -1865,6 +1865,10 @@ static int proto_done(void *arg)
     return pp[0]->destroys > 0 && pp[1]->destroys > 0;
 }
 
+/* Requests the client makes over TLS after an upgrade, numbered from
+ * AFTER_BASE. */
+enum { AFTER = 1000, AFTER_BASE = 1000000 };
+
 /* POP3-like server: STLS upgrades, NOOP n answers with n, QUIT ends. */
 static int pop_server_line(asyncore_dispatcher *d, struct proto *p,
                            const char *line, int tls)
@@ -1910,6 +1914,12 @@ static int pop_client_line(asyncore_dispatcher *d, struct proto *p,
         p->rc_errno = errno;
         return 1;
     }
+    if (sscanf(line, "+OK %ld", &n) == 1 && tls) {
+        /* The requests sent over TLS: answered in order, over TLS. */
+        if (n != AFTER_BASE + p->more++)
+            p->more_bad++;
+        return 0;
+    }
     if (sscanf(line, "+OK %ld", &n) == 1) {
         /* Each in order, and in the clear: before the switch. */
         if (n != p->noop++ || tls)
@@ -1921,9 +1931,19 @@ static int pop_client_line(asyncore_dispatcher *d, struct proto *p,
 
 static void pop_client_connect(asyncore_dispatcher *d, struct proto *p, int tls)
 {
+    char buf[32];
+    int i;
+
     (void)p;
-    if (tls)
-        proto_push(d, "CMD after\r\nQUIT\r\n");
+    if (!tls)
+        return;
+    /* Traffic both ways over the upgraded connection. */
+    proto_push(d, "CMD after\r\n");
+    for (i = 0; i < AFTER; i++) {
+        snprintf(buf, sizeof(buf), "NOOP %d\r\n", AFTER_BASE + i);
+        proto_push(d, buf);
+    }
+    proto_push(d, "QUIT\r\n");
 }
 
 /* Listener and plain client of the POP3-like protocol, the client saying
@@ -1955,6 +1975,8 @@ static void pop_run(struct proto *s, struct proto *c, const char *hello,
     ck_assert_int_eq(c->connects_tls, 1);
     ck_assert_int_eq(s->connects, 1);
     ck_assert_int_eq(s->connects_tls, 1);
+    ck_assert_int_eq(c->more, AFTER);
+    ck_assert_int_eq(c->more_bad, 0);
     /* The server: the upgrade command in the clear, the rest over TLS. */
     ck_assert_int_eq(s->n, 3);
     ck_assert_str_eq(s->got[0], "STLS");
@@ -2009,7 +2031,7 @@ START_TEST(replies_queued_at_stls_go_out_in_the_clear_before_the_handshake)
     c.rcvbuf = 32768;
     s.sndbuf = 32768;
     pop_run(&s, &c, hello, len);
-    ck_assert_int_eq(s.noop, REQUESTS);
+    ck_assert_int_eq(s.noop, REQUESTS + AFTER);
     ck_assert_int_eq(c.noop, REQUESTS);
     ck_assert_int_eq(c.noop_bad, 0);
     /* The case this is about: replies were still queued at the switch. */

@@ -94,6 +94,8 @@
  *      delivered in the clear after handle_connect.  Part of a record
  *      async_chat holds at that moment (a line without its terminator) is
  *      dropped, so that no record mixes TLS and plaintext bytes.
+ *   The switch calls wait for the queue themselves, so "everything queued
+ *   has been sent" needs no notification of its own for a switch.
  *   A protocol must stop sending in the old transport once it asked to
  *   switch (the peer of an upgrade waits for the reply; both ends of a
  *   downgrade call asyncore_tls_stop(), which sends close_notify and waits
