@@ -2511,6 +2511,59 @@ START_TEST(plaintext_right_behind_the_peers_close_notify_arrives_in_the_clear)
 }
 END_TEST
 
+/* A switch asked inside collect_incoming_data: that record's
+ * found_terminator never runs, nor anything for the input behind it. */
+static int collect_calls, found_calls;
+static asyncore_tls_context *collect_ctx;
+
+static void switch_in_collect(asyncore_dispatcher *d, const void *data,
+                              size_t len)
+{
+    (void)data;
+    (void)len;
+    collect_calls++;
+    ck_assert_int_eq(asyncore_tls_start_server(d, collect_ctx), 0);
+}
+
+static void count_found(asyncore_dispatcher *d)
+{
+    (void)d;
+    found_calls++;
+}
+
+static const asyncore_chat_handlers switching_collector = {
+    .collect_incoming_data = switch_in_collect,
+    .found_terminator = count_found,
+};
+
+START_TEST(start_inside_collect_incoming_data_delivers_nothing_more)
+{
+    static const char in[] = "AB\r\nCD\r\nEF\r\n";
+    asyncore_dispatcher *d;
+    double end;
+    int sv[2];
+
+    collect_calls = found_calls = 0;
+    collect_ctx = server_ctx(srv_crt);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    d = asyncore_chat_new(th_map, &switching_collector, NULL);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(asyncore_chat_set_terminator(d, "\r\n", 2), 0);
+    ck_assert_int_eq(asyncore_set_socket(d, sv[1]), 0);
+    ck_assert_int_eq(send(sv[0], in, sizeof(in) - 1, MSG_NOSIGNAL),
+                     (ssize_t)sizeof(in) - 1);
+    end = th_now() + 10.0;
+    while (collect_calls == 0 && th_now() < end)
+        ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
+    ck_assert_int_eq(asyncore_poll(th_map, 0.05), 0);
+    ck_assert_int_eq(collect_calls, 1);
+    ck_assert_int_eq(found_calls, 0);
+    ck_assert_int_eq(asyncore_dispatcher_connecting(d), 1); /* handshake */
+    close(sv[0]);
+    settle();
+}
+END_TEST
+
 START_TEST(stop_and_active_validate_their_arguments)
 {
     asyncore_dispatcher *d = asyncore_dispatcher_new(th_map, &idle_handlers, NULL);
@@ -2601,6 +2654,7 @@ static Suite *tls_suite(void)
     tcase_add_test(up, stop_with_data_in_flight_both_ways_keeps_each_line_on_its_side);
     tcase_add_loop_test(up, plaintext_right_behind_the_peers_close_notify_arrives_in_the_clear,
                         0, 2);
+    tcase_add_test(up, start_inside_collect_incoming_data_delivers_nothing_more);
     tcase_add_test(up, stop_and_active_validate_their_arguments);
     suite_add_tcase(s, up);
 
