@@ -376,6 +376,25 @@ void asyncore__tls_close(asyncore_dispatcher *d);
 void asyncore__tls_free(asyncore_dispatcher *d);
 
 /*
+ * A dispatcher class that buffers input or queues output of its own
+ * (chat.c) registers how a transport switch (tls.c: starting or stopping
+ * TLS on a live connection) reaches those buffers; neither file knows the
+ * other's state.  @drop_input: input read before the switch is dropped, and
+ * no further record of it is delivered (the class's record-cutting loop
+ * stops).  @mark_output: put a mark behind the output queued now and return
+ * 1, or return 0 if nothing is queued (no mark), or -1 (ENOMEM); when the
+ * class's sending reaches the mark, or drops its queue with the mark in it,
+ * it calls asyncore__output_drained().  Neither runs user code.
+ */
+struct asyncore__buffers_ops {
+    const asyncore_handlers *defaults; /* the class's table: d->defaults */
+    void (*drop_input)(asyncore_dispatcher *d);
+    int (*mark_output)(asyncore_dispatcher *d);
+};
+void asyncore__buffers_register(const struct asyncore__buffers_ops *ops);
+void asyncore__output_drained(asyncore_dispatcher *d);
+
+/*
  * Raw transfers by io kind, errors as -1/errno.  Sockets use send/recv
  * (MSG_NOSIGNAL: a library must not let SIGPIPE kill its host, nor change
  * its signal dispositions); file dispatchers use read/write, as asyncore's

@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,7 +42,8 @@
 /* Terminators up to this length need no allocation. */
 #define TERM_INLINE 16
 
-enum entry_kind { ENTRY_DATA, ENTRY_PRODUCER, ENTRY_CLOSE };
+/* ENTRY_MARK: a transport switch waits for the output before it. */
+enum entry_kind { ENTRY_DATA, ENTRY_PRODUCER, ENTRY_CLOSE, ENTRY_MARK };
 
 struct chat_entry {
     TAILQ_ENTRY(chat_entry) link;
@@ -95,6 +97,7 @@ struct chat_state {
     unsigned releasing : 1;   /* run_releases is on the stack */
     /* References released by libevent, their free hooks still to run. */
     struct chat_ref *released, *released_tail;
+    unsigned switched : 1;    /* a transport switch dropped the input */
     unsigned char term_inline[2 * TERM_INLINE];
     /* chat_flow.h: the input limit and read pausing. */
     size_t max_input;         /* 0: records of any length */
@@ -116,6 +119,7 @@ struct chat_state {
     ((sizeof(struct chat_state) + AREA_ALIGN - 1) / AREA_ALIGN * AREA_ALIGN)
 
 static void chat_destroy(asyncore_dispatcher *d);
+static void chat_buffers_register(void);
 
 static const asyncore_handlers chat_defaults = {
     .handle_read = asyncore_chat_handle_read,
@@ -125,6 +129,8 @@ static const asyncore_handlers chat_defaults = {
     .writable = asyncore_chat_writable,
     .destroy = chat_destroy,
 };
+
+static pthread_once_t chat_buffers_once = PTHREAD_ONCE_INIT;
 
 /* The state of a chat channel, or NULL if @d is not one. */
 static struct chat_state *chat_state(const asyncore_dispatcher *d)
@@ -169,6 +175,8 @@ asyncore_dispatcher *asyncore_chat_new_ex(asyncore_map *map,
         errno = EINVAL;
         return NULL;
     }
+    /* A TLS start or stop on the channel reaches its buffers (tls.c). */
+    pthread_once(&chat_buffers_once, chat_buffers_register);
     d = asyncore_dispatcher_new_ex(map, &h->dispatcher, &chat_defaults,
                                    user_data,
                                    area_size ? AREA_OFFSET + area_size
@@ -453,6 +461,8 @@ static int step_bytes(asyncore_dispatcher *d, struct chat_state *st,
         /* asynchat never reports the empty string: neither do we. */
         if (at.pos > 0 && deliver_record(d, st, (size_t)at.pos) < 0)
             return -1;
+        if (st->switched)
+            return 0; /* the record's input went with the switch */
         evbuffer_drain(st->in, tlen);
         return found(d, st) < 0 ? -1 : 1;
     }
@@ -482,6 +492,8 @@ static int step_count(asyncore_dispatcher *d, struct chat_state *st,
     st->count = 0;
     if (deliver(d, st, n) < 0)
         return -1;
+    if (st->switched)
+        return 0;
     return found(d, st) < 0 ? -1 : 1;
 }
 
@@ -490,7 +502,10 @@ static void process_input(asyncore_dispatcher *d, struct chat_state *st)
     size_t len;
     int r = 1;
 
-    while (r > 0 && !d->closed && (len = evbuffer_get_length(st->in)) > 0) {
+    /* A transport switch inside a hook ends the loop: nothing read before
+     * it is handed on after it. */
+    while (r > 0 && !d->closed && !st->switched &&
+           (len = evbuffer_get_length(st->in)) > 0) {
         if (st->kind == ASYNCORE_TERMINATOR_BYTES)
             r = step_bytes(d, st, len);
         else if (st->kind == ASYNCORE_TERMINATOR_COUNT && st->count > 0)
@@ -500,7 +515,7 @@ static void process_input(asyncore_dispatcher *d, struct chat_state *st)
     }
 }
 
-static void discard_output(struct chat_state *st);
+static int discard_output(struct chat_state *st);
 static void run_releases(asyncore_dispatcher *d, struct chat_state *st);
 
 /* A closed channel keeps nothing queued (see chat.h, LIFETIME). */
@@ -536,6 +551,7 @@ void asyncore_chat_handle_read(asyncore_dispatcher *d)
     if (n > 0) {
         vec.iov_len = (size_t)n;
         evbuffer_commit_space(st->in, &vec, 1);
+        st->switched = 0;
         st->reading = 1;
         process_input(d, st);
         st->reading = 0;
@@ -603,18 +619,22 @@ static void entry_remove(struct chat_state *st, struct chat_entry *e)
     st->entries--;
 }
 
-static void discard_output(struct chat_state *st)
+/* Returns how many switch marks went with the output. */
+static int discard_output(struct chat_state *st)
 {
     struct chat_entry *e;
+    int marks = 0;
 
     st->out_gen++;
     /* Free hooks may push again; keep going until nothing is left. */
     while ((e = TAILQ_FIRST(&st->fifo)) != NULL) {
+        marks += e->kind == ENTRY_MARK;
         entry_remove(st, e);
         entry_free(e);
     }
     if (st->out != NULL)
         evbuffer_drain(st->out, evbuffer_get_length(st->out));
+    return marks;
 }
 
 static struct chat_entry *entry_new(enum entry_kind kind)
@@ -966,6 +986,7 @@ int asyncore_chat_close_when_done(asyncore_dispatcher *d)
 int asyncore_chat_discard_buffers(asyncore_dispatcher *d)
 {
     struct chat_state *st = chat_state(d);
+    int marks;
 
     if (st == NULL) {
         errno = EINVAL;
@@ -973,8 +994,11 @@ int asyncore_chat_discard_buffers(asyncore_dispatcher *d)
     }
     asyncore__hold(d);
     discard_input(st);
-    discard_output(st);
+    marks = discard_output(st);
     run_releases(d, st);
+    /* A switch waiting for the queue has nothing left to wait for. */
+    if (marks > 0 && !d->closed)
+        asyncore__output_drained(d);
     if (!d->closed)
         asyncore__interest_update(d);
     asyncore__release(d);
@@ -1095,6 +1119,14 @@ static ssize_t send_step(asyncore_dispatcher *d, struct chat_state *st)
             free(e);
             asyncore_handle_close(d);
             return 0;
+        case ENTRY_MARK:
+            /* The transport switches now (d may stop being connected). */
+            entry_remove(st, e);
+            free(e);
+            asyncore__output_drained(d);
+            if (d->closed)
+                return 0;
+            break;
         case ENTRY_PRODUCER:
             if (st->out == NULL && (st->out = evbuffer_new()) == NULL) {
                 asyncore_handle_error(d, ENOMEM, "more");
@@ -1238,6 +1270,42 @@ static void chat_destroy(asyncore_dispatcher *d)
     /* The references the frees above released; a free hook that pushes
      * now gets EBADF and its own bytes back at once. */
     run_releases(d, st);
+}
+
+/* ---- a transport switch (tls.c) ------------------------------------------ */
+
+static void chat_drop_input(asyncore_dispatcher *d)
+{
+    struct chat_state *st = chat_state(d);
+
+    if (st == NULL)
+        return;
+    st->switched = 1;
+    discard_input(st);
+}
+
+static int chat_mark_output(asyncore_dispatcher *d)
+{
+    struct chat_state *st = chat_state(d);
+    struct chat_entry *e;
+
+    if (st == NULL || TAILQ_EMPTY(&st->fifo))
+        return 0;
+    if ((e = entry_new(ENTRY_MARK)) == NULL)
+        return -1;
+    append(st, e);
+    return 1;
+}
+
+static const struct asyncore__buffers_ops chat_buffers = {
+    .defaults = &chat_defaults,
+    .drop_input = chat_drop_input,
+    .mark_output = chat_mark_output,
+};
+
+static void chat_buffers_register(void)
+{
+    asyncore__buffers_register(&chat_buffers);
 }
 
 /* ---- flow control (chat_flow.h) ------------------------------------------ */

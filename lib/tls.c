@@ -14,9 +14,15 @@
  *               and asks it whether the handshake is done;
  *   dispatcher.c asyncore_close() sends close_notify (asyncore__tls_close)
  *               and the last release frees the state (asyncore__tls_free).
+ * A class with buffers of its own (async_chat) takes part in a switch on a
+ * live connection through struct asyncore__buffers_ops, registered once.
  *
- * States: PRE (TLS started, TCP not connected yet), HANDSHAKE, DONE, FAILED.
- * While PRE or HANDSHAKE the dispatcher is asyncore-"connecting".
+ * States: PRE (TLS started, TCP not connected yet), DRAIN (connected, the
+ * plaintext output queued at the start still going out in the clear),
+ * HANDSHAKE, DONE, CLOSING (asyncore_tls_stop(): our close_notify sent or
+ * being sent, the peer's awaited), STOPPED (the peer's close_notify read:
+ * plaintext again once handle_connect ran, which frees this state), FAILED.
+ * While PRE, HANDSHAKE or STOPPED the dispatcher is asyncore-"connecting".
  *
  * OpenSSL talks to the socket through a BIO of ours so that writes use
  * send(MSG_NOSIGNAL): its socket BIO uses write(2), which raises SIGPIPE
@@ -41,7 +47,18 @@
 /* The most plaintext one record carries: one asyncore_send() at most. */
 #define TLS_CHUNK 16384
 
-enum tls_phase { PHASE_PRE, PHASE_HANDSHAKE, PHASE_DONE, PHASE_FAILED };
+/* The TLS record header: type, version (2 bytes), length (2 bytes). */
+#define TLS_HEADER 5
+
+enum tls_phase {
+    PHASE_PRE,
+    PHASE_DRAIN,
+    PHASE_HANDSHAKE,
+    PHASE_DONE,
+    PHASE_CLOSING,
+    PHASE_STOPPED,
+    PHASE_FAILED
+};
 
 struct asyncore_tls_context {
     SSL_CTX *ctx;
@@ -60,11 +77,27 @@ struct asyncore__tls {
     short read_want;          /* what SSL_read waits for (EV_WRITE: renegotiation) */
     short write_want;         /* what SSL_write waits for */
     short user_want;          /* readable()/writable() at the last update */
+    short shut_want;          /* what sending close_notify waits for */
+    /* A switch waits for the output queued when it was asked: bytes of
+     * dispatcher_with_send's queue still to go, or SIZE_MAX when the
+     * class's mark decides (asyncore__output_drained). */
+    size_t drain_left;
+    const struct asyncore__buffers_ops *bufs; /* the class's, or NULL */
+    /* The bytes of the current record the BIO has not read yet, or the
+     * part of its header read so far (rec_left == 0). */
+    size_t rec_left;
+    unsigned char hdr[TLS_HEADER];
+    unsigned char hdr_have;
     unsigned server : 1;
     unsigned eof : 1;         /* the socket read end of file */
     unsigned fatal : 1;       /* no close_notify may be sent any more */
     unsigned truncated : 1;   /* end of file without close_notify */
     unsigned read_blocked : 1; /* the last SSL_read wanted more input */
+    unsigned marked : 1;      /* the output queued at the start was marked */
+    unsigned draining : 1;    /* a switch waits for the queue (drain_left) */
+    unsigned stopping : 1;    /* asyncore_tls_stop() was asked */
+    unsigned notify_sent : 1; /* our close_notify went out */
+    unsigned peer_notify : 1; /* the peer's close_notify was read */
     char reason[256];
 };
 
@@ -90,15 +123,48 @@ static int bio_write(BIO *b, const char *buf, int len)
     return (int)n;
 }
 
+/*
+ * Reads never cross a record boundary: the header, then the body, each
+ * read at most to its end.  OpenSSL asks for just that unless read-ahead
+ * is on (it is off by default; a program may turn it on through the
+ * SSL_CTX), and what follows the peer's close_notify is plaintext after
+ * asyncore_tls_stop(): it must stay in the socket, not in OpenSSL's buffer.
+ */
+static size_t record_room(const struct asyncore__tls *t, size_t len)
+{
+    size_t room = t->rec_left > 0 ? t->rec_left
+                                  : (size_t)(TLS_HEADER - t->hdr_have);
+
+    return len < room ? len : room;
+}
+
+static void record_account(struct asyncore__tls *t, const char *buf, size_t n)
+{
+    if (t->rec_left > 0) {
+        t->rec_left -= n;
+        return;
+    }
+    memcpy(t->hdr + t->hdr_have, buf, n);
+    t->hdr_have += (unsigned char)n;
+    if (t->hdr_have == TLS_HEADER) {
+        t->rec_left = (size_t)t->hdr[3] << 8 | t->hdr[4];
+        t->hdr_have = 0;
+    }
+}
+
 static int bio_read(BIO *b, char *buf, int len)
 {
     struct asyncore__tls *t = BIO_get_data(b);
     ssize_t n;
 
     BIO_clear_retry_flags(b);
-    n = recv(t->fd, buf, (size_t)len, 0);
+    if (len <= 0)
+        return 0;
+    n = recv(t->fd, buf, record_room(t, (size_t)len), 0);
     if (n == 0)
         t->eof = 1;
+    if (n > 0)
+        record_account(t, buf, (size_t)n);
     if (n < 0) {
         t->bio_errno = errno;
         if (retryable(errno))
@@ -261,17 +327,128 @@ static int handshake_step(asyncore_dispatcher *d)
     return handshake_failed(d, err ? err : ECONNABORTED);
 }
 
+/* ---- switching a live connection ----------------------------------------- */
+
+#define MAX_CLASSES 4
+
+static const struct asyncore__buffers_ops *classes[MAX_CLASSES];
+static int n_classes;
+static pthread_mutex_t classes_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void asyncore__buffers_register(const struct asyncore__buffers_ops *ops)
+{
+    pthread_mutex_lock(&classes_lock);
+    if (n_classes < MAX_CLASSES)
+        classes[n_classes++] = ops;
+    pthread_mutex_unlock(&classes_lock);
+}
+
+/* The buffers of @d's class, or NULL for a class without any. */
+static const struct asyncore__buffers_ops *buffers_of(const asyncore_dispatcher *d)
+{
+    const struct asyncore__buffers_ops *ops = NULL;
+    int i;
+
+    if (d->defaults == NULL)
+        return NULL;
+    pthread_mutex_lock(&classes_lock);
+    for (i = 0; i < n_classes && ops == NULL; i++)
+        if (classes[i]->defaults == d->defaults)
+            ops = classes[i];
+    pthread_mutex_unlock(&classes_lock);
+    return ops;
+}
+
+/*
+ * A switch asked with output queued waits for it: 1 if it must (drain_left
+ * or the class's mark then tells when it is gone), 0 if nothing is queued,
+ * -1 (ENOMEM).
+ */
+static int mark_queue(asyncore_dispatcher *d)
+{
+    struct asyncore__tls *t = d->ext->tls;
+    int r = t->bufs != NULL ? t->bufs->mark_output(d) : 0;
+
+    if (r < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    t->drain_left = r > 0 ? SIZE_MAX : asyncore__queued(d);
+    t->draining = t->drain_left > 0;
+    return t->draining;
+}
+
+/* @n bytes of the queue that the switch waits for went out. */
+static void drain_account(asyncore_dispatcher *d, size_t n)
+{
+    struct asyncore__tls *t = d->ext->tls;
+
+    if (!t->draining || t->drain_left == SIZE_MAX)
+        return;
+    t->drain_left -= n < t->drain_left ? n : t->drain_left;
+    if (t->drain_left == 0)
+        asyncore__output_drained(d);
+}
+
+static int begin_handshake(asyncore_dispatcher *d);
+static int send_close_notify(asyncore_dispatcher *d);
+
+/*
+ * The output a switch waited for is gone: an upgrade starts its handshake,
+ * a stop sends close_notify.  Called from inside the class's sending (a
+ * hook may be on the stack); a failure goes to handle_error(d, err, "tls").
+ */
+void asyncore__output_drained(asyncore_dispatcher *d)
+{
+    struct asyncore__tls *t = ASYNCORE__EXT(d, tls);
+
+    if (t == NULL || d->closed || !t->draining)
+        return;
+    t->draining = 0;
+    t->drain_left = 0;
+    if (t->phase == PHASE_DRAIN) {
+        t->phase = PHASE_PRE;
+        if (begin_handshake(d) < 0)
+            asyncore_handle_error(d, errno, "tls");
+    } else if (t->phase == PHASE_DONE && t->stopping) {
+        if (send_close_notify(d) < 0)
+            asyncore_handle_error(d, errno, "tls");
+    }
+}
+
 /*
  * A started transport on a socket that is connected already (adopted, or
  * upgraded after its own handle_connect) goes back to "connecting" for
- * its handshake: handle_connect will mean "TLS is up".
+ * its handshake: handle_connect will mean "TLS is up".  Output queued
+ * then is sent in the clear first (DRAIN).
  */
 static int begin_if_connected(asyncore_dispatcher *d)
 {
     struct asyncore__tls *t = d->ext->tls;
+    int r;
 
     if (t->phase != PHASE_PRE || !d->connected || d->fd < 0)
         return 0;
+    if (!t->marked) {
+        t->marked = 1;
+        if ((r = mark_queue(d)) > 0) {
+            t->phase = PHASE_DRAIN;
+            return 0;
+        }
+        if (r < 0) {
+            t->phase = PHASE_FAILED;
+            set_reason(t, "out of memory", NULL);
+            return -1;
+        }
+    }
+    return begin_handshake(d);
+}
+
+/* Connected, nothing queued: connecting again, for the handshake. */
+static int begin_handshake(asyncore_dispatcher *d)
+{
+    struct asyncore__tls *t = d->ext->tls;
+
     if (bind_socket(d) < 0) {
         /* Still connected in asyncore's eyes: its hooks meet ENOTCONN. */
         t->phase = PHASE_FAILED;
@@ -291,7 +468,8 @@ int asyncore__tls_handshaking(const asyncore_dispatcher *d)
 {
     const struct asyncore__tls *t = d->ext->tls;
 
-    return t->phase == PHASE_HANDSHAKE || t->phase == PHASE_FAILED;
+    return t->phase == PHASE_HANDSHAKE || t->phase == PHASE_FAILED ||
+           t->phase == PHASE_STOPPED;
 }
 
 /* Called by asyncore__connect_event() once TCP is up (its outcome taken
@@ -304,6 +482,17 @@ int asyncore__tls_connect_event(asyncore_dispatcher *d)
         return 1;
     if (t->phase == PHASE_FAILED)
         return -1;
+    if (t->phase == PHASE_STOPPED) {
+        /* Plaintext again: what async_chat holds of an unfinished TLS
+         * record is dropped, so that no record mixes the two, and the
+         * dispatcher is a plain one when handle_connect runs. */
+        const struct asyncore__buffers_ops *bufs = t->bufs;
+
+        asyncore__tls_free(d);
+        if (bufs != NULL)
+            bufs->drop_input(d);
+        return 1;
+    }
     if (t->phase == PHASE_PRE) {
         if (bind_socket(d) < 0)
             return handshake_failed(d, ENOMEM);
@@ -331,13 +520,24 @@ static ssize_t io_failed(struct asyncore__tls *t, int e)
     return -1;
 }
 
+/* The peer's close_notify after asyncore_tls_stop(): plaintext follows
+ * once handle_connect ran (asyncore__tls_connect_event frees the state). */
+static void stopped(asyncore_dispatcher *d)
+{
+    d->ext->tls->phase = PHASE_STOPPED;
+    d->connected = 0;
+    d->connecting = 1;
+    d->connect_done = 0;
+}
+
 ssize_t asyncore__tls_recv(asyncore_dispatcher *d, void *buf, size_t len)
 {
     struct asyncore__tls *t = d->ext->tls;
     size_t n = 0;
     int e;
 
-    if (t->phase != PHASE_DONE || t->ssl == NULL) {
+    if ((t->phase != PHASE_DONE && t->phase != PHASE_CLOSING) ||
+        t->ssl == NULL || t->peer_notify) {
         errno = t->phase == PHASE_FAILED ? ENOTCONN : EAGAIN;
         return -1;
     }
@@ -352,6 +552,14 @@ ssize_t asyncore__tls_recv(asyncore_dispatcher *d, void *buf, size_t len)
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
         t->read_want = e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
         t->read_blocked = e == SSL_ERROR_WANT_READ;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN && t->stopping) {
+        /* Not an end of file: the way back to plaintext. */
+        t->peer_notify = 1;
+        if (t->phase == PHASE_CLOSING)
+            stopped(d);
         errno = EAGAIN;
         return -1;
     }
@@ -408,21 +616,49 @@ static int flush_pending(struct asyncore__tls *t)
  * so that every caller -- retrying or not, with the same bytes or not --
  * sees send(2)'s contract.  Nothing more is taken until it is gone.
  */
+/* Before the handshake of an upgrade: the queued plaintext, in the clear,
+ * no more of it than the switch waits for. */
+static ssize_t send_clear(asyncore_dispatcher *d, const void *buf, size_t len)
+{
+    struct asyncore__tls *t = d->ext->tls;
+    ssize_t n;
+
+    if (len > t->drain_left)
+        len = t->drain_left;
+    if (len == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    n = send(d->fd, buf, len, MSG_NOSIGNAL);
+    if (n > 0)
+        drain_account(d, (size_t)n);
+    return n;
+}
+
 ssize_t asyncore__tls_send(asyncore_dispatcher *d, const void *buf, size_t len)
 {
     struct asyncore__tls *t = d->ext->tls;
     size_t chunk = len < TLS_CHUNK ? len : TLS_CHUNK;
     ssize_t n;
 
-    if (t->phase != PHASE_DONE || t->ssl == NULL) {
+    if (t->phase == PHASE_DRAIN)
+        return send_clear(d, buf, len);
+    if (t->phase != PHASE_DONE || t->ssl == NULL ||
+        (t->stopping && !t->draining)) {
         errno = t->phase == PHASE_FAILED ? ENOTCONN : EAGAIN;
         return -1;
     }
+    /* A stop waits for the queue it was asked behind: no more than that
+     * goes out over TLS. */
+    if (t->stopping && chunk > t->drain_left)
+        chunk = t->drain_left;
     if (t->pend_len > 0 && flush_pending(t) < 0)
         return -1;
     if (chunk == 0)
         return 0;
     n = write_some(t, buf, chunk);
+    if (n > 0 && t->stopping)
+        drain_account(d, (size_t)n);
     if (n >= 0 || errno != EAGAIN)
         return n;
     if (t->pend == NULL && (t->pend = malloc(TLS_CHUNK)) == NULL) {
@@ -437,7 +673,51 @@ ssize_t asyncore__tls_send(asyncore_dispatcher *d, const void *buf, size_t len)
     memcpy(t->pend, buf, chunk);
     t->pend_off = 0;
     t->pend_len = chunk;
+    if (t->stopping)
+        drain_account(d, chunk);
     return (ssize_t)chunk;
+}
+
+/*
+ * asyncore_tls_stop(), once the output it waits for is gone: what OpenSSL
+ * still owes the peer, then close_notify.  0 when sent or waiting for the
+ * socket (shut_want), -1 with errno when TLS failed.  If the peer's
+ * close_notify was read already, the stop is over at once.
+ */
+static int send_close_notify(asyncore_dispatcher *d)
+{
+    struct asyncore__tls *t = d->ext->tls;
+    int r, e, err;
+
+    t->phase = PHASE_CLOSING;
+    t->shut_want = EV_WRITE;
+    if (t->pend_len > 0 && flush_pending(t) < 0) {
+        if (errno == EAGAIN) {
+            t->shut_want = t->write_want;
+            return 0;
+        }
+        t->phase = PHASE_FAILED;
+        return -1;
+    }
+    ERR_clear_error();
+    t->bio_errno = 0;
+    r = SSL_shutdown(t->ssl);
+    if (r >= 0) {
+        t->notify_sent = 1;
+        if (r == 1 || t->peer_notify)
+            stopped(d);
+        return 0;
+    }
+    e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+        t->shut_want = e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
+        return 0;
+    }
+    err = classify(t, e);
+    t->fatal = 1;
+    t->phase = PHASE_FAILED;
+    errno = err ? err : ECONNABORTED;
+    return -1;
 }
 
 /* ---- the event mapping ---------------------------------------------------- */
@@ -482,9 +762,22 @@ short asyncore__tls_interest(asyncore_dispatcher *d, short want)
         /* Connecting: nothing to wait for (a level-triggered readiness
          * would spin).  Connected: let the hooks meet ENOTCONN. */
         return d->connecting ? 0 : want;
+    case PHASE_DRAIN:
+        /* The socket's input is the handshake's: nothing is read. */
+        return want & EV_WRITE;
+    case PHASE_STOPPED:
+        /* A writable TCP socket: handle_connect in the next dispatch. */
+        return EV_WRITE;
+    case PHASE_CLOSING:
+        if (!t->notify_sent)
+            out |= t->shut_want;
+        want &= ~EV_WRITE; /* output waits for plaintext */
+        break;
     case PHASE_DONE:
         break;
     }
+    if (t->peer_notify)
+        want &= ~EV_READ; /* nothing more to read over TLS */
     if (want & EV_READ)
         out |= t->read_want;
     if ((want & EV_WRITE) || t->pend_len > 0)
@@ -525,6 +818,20 @@ short asyncore__tls_event(asyncore_dispatcher *d, short what)
          * theirs in the next iteration, once the interest is the user's. */
         return 0;
     }
+    if (t->phase == PHASE_CLOSING && !t->notify_sent && (what & t->shut_want)) {
+        if (send_close_notify(d) < 0) {
+            d->last_error = errno;
+            asyncore_handle_error(d, d->last_error, "tls");
+            return 0;
+        }
+        if (t->phase != PHASE_CLOSING)
+            return 0;
+    }
+    if (t->phase == PHASE_CLOSING && t->ssl != NULL)
+        return (t->user_want & EV_READ) &&
+                       ((what & t->read_want) || has_buffered_input(t))
+                   ? EV_READ
+                   : 0;
     if (t->phase != PHASE_DONE || t->ssl == NULL)
         return what;
     if (t->pend_len > 0 && (what & ww) && flush_from_event(d) < 0)
@@ -560,8 +867,9 @@ void asyncore__tls_close(asyncore_dispatcher *d)
 
     if (t->ssl == NULL)
         return;
-    if (t->phase == PHASE_DONE && !t->fatal && !t->eof &&
-        flush_pending(t) == 0) {
+    if ((t->phase == PHASE_DONE ||
+         (t->phase == PHASE_CLOSING && !t->notify_sent)) &&
+        !t->fatal && !t->eof && flush_pending(t) == 0) {
         ERR_clear_error();
         (void)SSL_shutdown(t->ssl);
     }
@@ -766,7 +1074,10 @@ static int check_start(asyncore_dispatcher *d, asyncore_tls_context *ctx,
         errno = EPROTOTYPE;
         return -1;
     }
-    if (server && (d->fd < 0 || !d->connected)) {
+    /* Inside handle_connect the connection is up although asyncore marks
+     * it connected only once the hook returned. */
+    if (server && (d->fd < 0 || !(d->connected || (d->connecting &&
+                                                   d->connect_done)))) {
         errno = ENOTCONN;
         return -1;
     }
@@ -803,7 +1114,12 @@ static int start(asyncore_dispatcher *d, asyncore_tls_context *ctx,
         SSL_set_accept_state(t->ssl);
     else
         SSL_set_connect_state(t->ssl);
+    t->bufs = buffers_of(d);
     d->ext->tls = t;
+    /* What was read in the clear is not trusted after the switch (the
+     * STARTTLS injection): the class drops it. */
+    if (t->bufs != NULL)
+        t->bufs->drop_input(d);
     /* A connected socket starts its handshake now; either way the
      * interest becomes the transport's. */
     if (begin_if_connected(d) < 0) {
@@ -830,7 +1146,45 @@ int asyncore_tls_start_server(asyncore_dispatcher *d, asyncore_tls_context *ctx)
     return start(d, ctx, NULL, 1);
 }
 
+int asyncore_tls_stop(asyncore_dispatcher *d)
+{
+    struct asyncore__tls *t;
+
+    if (asyncore__check(d) < 0)
+        return -1;
+    if ((t = ASYNCORE__EXT(d, tls)) == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (t->stopping) {
+        errno = EALREADY;
+        return -1;
+    }
+    if (t->phase != PHASE_DONE || t->ssl == NULL || t->fatal || t->eof) {
+        errno = ENOTCONN;
+        return -1;
+    }
+    if (mark_queue(d) < 0)
+        return -1;
+    t->stopping = 1;
+    if (!t->draining && send_close_notify(d) < 0)
+        return -1;
+    asyncore__hold(d);
+    asyncore__interest_update(d);
+    asyncore__release(d);
+    return 0;
+}
+
 /* ---- accessors ------------------------------------------------------------- */
+
+int asyncore_tls_active(const asyncore_dispatcher *d)
+{
+    const struct asyncore__tls *t = d != NULL && !d->closed
+                                        ? ASYNCORE__EXT(d, tls)
+                                        : NULL;
+
+    return t != NULL && (t->phase == PHASE_DONE || t->phase == PHASE_CLOSING);
+}
 
 const char *asyncore_tls_last_error(const asyncore_dispatcher *d)
 {

@@ -1688,12 +1688,921 @@ START_TEST(bad_context_arguments_fail_with_their_documented_errno)
 }
 END_TEST
 
+/* ---- upgrades and downgrades on a live connection ---------------------------- */
+
+/* A line protocol peer (async_chat, "\r\n"), plain or TLS, that records the
+ * lines it gets and on which side of a switch each one arrived. */
+struct proto {
+    asyncore_tls_context *ctx; /* to switch with */
+    int tls_at_accept;         /* a server that starts TLS at once */
+    int (*on_line)(asyncore_dispatcher *d, struct proto *p, const char *line,
+                   int tls);
+    void (*on_connect)(asyncore_dispatcher *d, struct proto *p, int tls);
+    const char *hello;         /* pushed at the plain handle_connect */
+    size_t hello_len;
+    int slow;                  /* readable() false until the queue is empty */
+    const int *wait;           /* and until *wait is set */
+    int switched;              /* a switch was asked */
+    asyncore_dispatcher *wake; /* whose readable() that changes */
+    int rcvbuf;                /* SO_RCVBUF of a client, if not 0 */
+    int sndbuf;                /* SO_SNDBUF of an accepted socket, if not 0 */
+    char buf[128];
+    size_t len;
+    char got[16][128];
+    int got_tls[16], n;
+    long noop, noop_bad, more, more_bad;
+    int connects, connects_tls, closes, errors, err, destroys;
+    int rc, rc_errno;
+    size_t queued_at_switch;
+};
+
+static void proto_collect(asyncore_dispatcher *d, const void *data, size_t len)
+{
+    struct proto *p = asyncore_dispatcher_user_data(d);
+
+    ck_assert_uint_le(p->len + len, sizeof(p->buf) - 1);
+    memcpy(p->buf + p->len, data, len);
+    p->len += len;
+}
+
+static void proto_found(asyncore_dispatcher *d)
+{
+    struct proto *p = asyncore_dispatcher_user_data(d);
+    int tls = asyncore_tls_active(d);
+
+    p->buf[p->len] = '\0';
+    p->len = 0;
+    if (p->on_line(d, p, p->buf, tls) && p->n < 16) {
+        snprintf(p->got[p->n], sizeof(p->got[0]), "%s", p->buf);
+        p->got_tls[p->n++] = tls;
+    }
+}
+
+static void proto_connect(asyncore_dispatcher *d)
+{
+    struct proto *p = asyncore_dispatcher_user_data(d);
+    int tls = asyncore_tls_active(d);
+
+    p->connects++;
+    p->connects_tls += tls;
+    if (!tls && p->hello != NULL && p->connects == 1) {
+        ck_assert_int_eq(asyncore_chat_push(d, p->hello, p->hello_len), 0);
+        p->slow = p->slow != 0;
+    }
+    if (p->on_connect != NULL)
+        p->on_connect(d, p, tls);
+}
+
+static void proto_close(asyncore_dispatcher *d)
+{
+    struct proto *p = asyncore_dispatcher_user_data(d);
+
+    p->closes++;
+    asyncore_chat_handle_close(d);
+}
+
+static void proto_close_plain(asyncore_dispatcher *d)
+{
+    struct proto *p = asyncore_dispatcher_user_data(d);
+
+    p->closes++;
+    asyncore_close(d);
+}
+
+static void proto_error(asyncore_dispatcher *d, int err, const char *op)
+{
+    struct proto *p = asyncore_dispatcher_user_data(d);
+
+    (void)op;
+    p->errors++;
+    p->err = err;
+    asyncore_close(d);
+}
+
+static int proto_readable(asyncore_dispatcher *d)
+{
+    struct proto *p = asyncore_dispatcher_user_data(d);
+    size_t bytes = 0;
+
+    if (p->slow && asyncore_chat_queued(d, &bytes) >= 0 && bytes == 0 &&
+        asyncore_dispatcher_connected(d))
+        p->slow = 0;
+    return !p->slow && (p->wait == NULL || *p->wait) &&
+           asyncore_chat_readable(d);
+}
+
+static void proto_destroy(asyncore_dispatcher *d)
+{
+    struct proto *p = asyncore_dispatcher_user_data(d);
+    p->destroys++;
+}
+
+static const asyncore_chat_handlers proto_handlers = {
+    .dispatcher = {
+        .handle_connect = proto_connect,
+        .handle_close = proto_close,
+        .handle_error = proto_error,
+        .readable = proto_readable,
+        .destroy = proto_destroy,
+    },
+    .collect_incoming_data = proto_collect,
+    .found_terminator = proto_found,
+};
+
+static void proto_push(asyncore_dispatcher *d, const char *s)
+{
+    ck_assert_int_eq(asyncore_chat_push(d, s, strlen(s)), 0);
+}
+
+static void proto_accepted(asyncore_dispatcher *l, int fd,
+                           const struct sockaddr *a, socklen_t len)
+{
+    struct proto *p = asyncore_dispatcher_user_data(l);
+    asyncore_dispatcher *c;
+
+    (void)a;
+    (void)len;
+    c = asyncore_chat_new(asyncore_dispatcher_map(l), &proto_handlers, p);
+    ck_assert_ptr_nonnull(c);
+    if (p->sndbuf != 0)
+        ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &p->sndbuf,
+                                    sizeof(p->sndbuf)),
+                         0);
+    ck_assert_int_eq(asyncore_set_socket(c, fd), 0);
+    ck_assert_int_eq(asyncore_chat_set_terminator(c, "\r\n", 2), 0);
+    if (p->tls_at_accept)
+        ck_assert_int_eq(asyncore_tls_start_server(c, p->ctx), 0);
+}
+
+static const asyncore_handlers proto_listener = {
+    .handle_accepted = proto_accepted,
+};
+
+/* A client of the listener at @ss; TLS from the start if @ctx. */
+static asyncore_dispatcher *proto_client(struct proto *p,
+                                         const struct sockaddr_storage *ss,
+                                         socklen_t len,
+                                         asyncore_tls_context *ctx)
+{
+    asyncore_dispatcher *c = asyncore_chat_new(th_map, &proto_handlers, p);
+
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(asyncore_chat_set_terminator(c, "\r\n", 2), 0);
+    ck_assert_int_eq(asyncore_create_socket(c, ss->ss_family, SOCK_STREAM), 0);
+    if (p->rcvbuf != 0)
+        ck_assert_int_eq(setsockopt(asyncore_dispatcher_fd(c), SOL_SOCKET,
+                                    SO_RCVBUF, &p->rcvbuf, sizeof(p->rcvbuf)),
+                         0);
+    if (ctx != NULL)
+        ck_assert_int_eq(asyncore_tls_start_client(c, ctx, "localhost"), 0);
+    ck_assert_int_eq(asyncore_connect(c, (const struct sockaddr *)ss, len), 0);
+    return c;
+}
+
+static int proto_done(void *arg)
+{
+    struct proto **pp = arg;
+    return pp[0]->destroys > 0 && pp[1]->destroys > 0;
+}
+
+/* Requests the client makes over TLS after an upgrade, numbered from
+ * AFTER_BASE. */
+enum { AFTER = 1000, AFTER_BASE = 1000000 };
+
+/* POP3-like server: STLS upgrades, NOOP n answers with n, QUIT ends. */
+static int pop_server_line(asyncore_dispatcher *d, struct proto *p,
+                           const char *line, int tls)
+{
+    char reply[64];
+    long n;
+
+    (void)tls;
+    if (strcmp(line, "STLS") == 0) {
+        proto_push(d, "+OK Begin TLS\r\n");
+        ck_assert_int_ge(asyncore_chat_queued(d, &p->queued_at_switch), 0);
+        p->rc = asyncore_tls_start_server(d, p->ctx);
+        p->rc_errno = errno;
+        p->switched = 1;
+        if (p->wake != NULL) /* a client waiting for it: ask it again */
+            ck_assert_int_eq(asyncore_update_interest(p->wake), 0);
+        return 1;
+    }
+    if (strcmp(line, "QUIT") == 0) {
+        proto_push(d, "+OK bye\r\n");
+        ck_assert_int_eq(asyncore_chat_close_when_done(d), 0);
+        return 1;
+    }
+    if (sscanf(line, "NOOP %ld", &n) == 1) {
+        /* Long enough replies that they pile up in the queue. */
+        snprintf(reply, sizeof(reply), "+OK %ld ................................\r\n", n);
+        proto_push(d, reply);
+        p->noop++;
+        return 0;
+    }
+    snprintf(reply, sizeof(reply), "+OK %s\r\n", line);
+    proto_push(d, reply);
+    return 1;
+}
+
+static int pop_client_line(asyncore_dispatcher *d, struct proto *p,
+                           const char *line, int tls)
+{
+    long n;
+
+    if (strcmp(line, "+OK Begin TLS") == 0) {
+        p->rc = asyncore_tls_start_client(d, p->ctx, "localhost");
+        p->rc_errno = errno;
+        return 1;
+    }
+    if (sscanf(line, "+OK %ld", &n) == 1 && tls) {
+        /* The requests sent over TLS: answered in order, over TLS. */
+        if (n != AFTER_BASE + p->more++)
+            p->more_bad++;
+        return 0;
+    }
+    if (sscanf(line, "+OK %ld", &n) == 1) {
+        /* Each in order, and in the clear: before the switch. */
+        if (n != p->noop++ || tls)
+            p->noop_bad++;
+        return 0;
+    }
+    return 1;
+}
+
+static void pop_client_connect(asyncore_dispatcher *d, struct proto *p, int tls)
+{
+    char buf[32];
+    int i;
+
+    (void)p;
+    if (!tls)
+        return;
+    /* Traffic both ways over the upgraded connection. */
+    proto_push(d, "CMD after\r\n");
+    for (i = 0; i < AFTER; i++) {
+        snprintf(buf, sizeof(buf), "NOOP %d\r\n", AFTER_BASE + i);
+        proto_push(d, buf);
+    }
+    proto_push(d, "QUIT\r\n");
+}
+
+/* Listener and plain client of the POP3-like protocol, the client saying
+ * @hello first; runs to the end, the server's record in @s. */
+static void pop_run(struct proto *s, struct proto *c, const char *hello,
+                    size_t hello_len)
+{
+    struct proto *both[2] = { s, c };
+    struct sockaddr_storage ss;
+    socklen_t len;
+
+    s->ctx = server_ctx(srv_crt);
+    s->on_line = pop_server_line;
+    c->ctx = client_ctx();
+    c->on_line = pop_client_line;
+    c->on_connect = pop_client_connect;
+    c->hello = hello;
+    c->hello_len = hello_len;
+    th_listener(th_map, AF_INET, &proto_listener, s, &ss, &len);
+    s->wake = proto_client(c, &ss, len, NULL);
+    ck_assert(loop_while_not(proto_done, both, 60.0));
+    ck_assert_int_eq(s->errors, 0);
+    ck_assert_int_eq(c->errors, 0);
+    ck_assert_int_eq(s->rc, 0);
+    ck_assert_int_eq(c->rc, 0);
+    /* The client connected TCP, then TLS; the server's only transport
+     * change was TLS. */
+    ck_assert_int_eq(c->connects, 2);
+    ck_assert_int_eq(c->connects_tls, 1);
+    ck_assert_int_eq(s->connects, 1);
+    ck_assert_int_eq(s->connects_tls, 1);
+    ck_assert_int_eq(c->more, AFTER);
+    ck_assert_int_eq(c->more_bad, 0);
+    /* The server: the upgrade command in the clear, the rest over TLS. */
+    ck_assert_int_eq(s->n, 3);
+    ck_assert_str_eq(s->got[0], "STLS");
+    ck_assert_int_eq(s->got_tls[0], 0);
+    ck_assert_str_eq(s->got[1], "CMD after");
+    ck_assert_int_eq(s->got_tls[1], 1);
+    ck_assert_str_eq(s->got[2], "QUIT");
+    ck_assert_int_eq(s->got_tls[2], 1);
+    /* The client: the go-ahead in the clear, the answers over TLS. */
+    ck_assert_int_eq(c->n, 3);
+    ck_assert_str_eq(c->got[0], "+OK Begin TLS");
+    ck_assert_int_eq(c->got_tls[0], 0);
+    ck_assert_str_eq(c->got[1], "+OK CMD after");
+    ck_assert_int_eq(c->got_tls[1], 1);
+    ck_assert_str_eq(c->got[2], "+OK bye");
+    ck_assert_int_eq(c->got_tls[2], 1);
+}
+
+/* CVE-2011-0411: a command pipelined behind STLS in the same segment is
+ * plaintext that must never be taken for part of the TLS session. */
+START_TEST(command_pipelined_after_stls_never_reaches_found_terminator)
+{
+    static const char hello[] = "STLS\r\nCMD injected\r\n";
+    struct proto s = { 0 }, c = { 0 };
+
+    pop_run(&s, &c, hello, sizeof(hello) - 1);
+    /* pop_run checked every line the server got: "CMD injected" is not
+     * among them, and no reply to it reached the client. */
+    settle();
+}
+END_TEST
+
+/* 40,000 pipelined requests, read slowly, then STLS: the replies queued
+ * when the server starts TLS go out in the clear, each before the switch,
+ * and only then does the handshake begin. */
+START_TEST(replies_queued_at_stls_go_out_in_the_clear_before_the_handshake)
+{
+    enum { REQUESTS = 40000 };
+    struct proto s = { 0 }, c = { 0 };
+    size_t cap = (size_t)REQUESTS * 16 + 16, len = 0;
+    char *hello = malloc(cap);
+    int i;
+
+    ck_assert_ptr_nonnull(hello);
+    for (i = 0; i < REQUESTS; i++)
+        len += (size_t)snprintf(hello + len, cap - len, "NOOP %d\r\n", i);
+    len += (size_t)snprintf(hello + len, cap - len, "STLS\r\n");
+    /* Reads nothing until all is sent and the server got STLS. */
+    c.slow = 1;
+    c.wait = &s.switched;
+    /* The kernel holds a bounded part of the replies. */
+    c.rcvbuf = 32768;
+    s.sndbuf = 32768;
+    pop_run(&s, &c, hello, len);
+    ck_assert_int_eq(s.noop, REQUESTS + AFTER);
+    ck_assert_int_eq(c.noop, REQUESTS);
+    ck_assert_int_eq(c.noop_bad, 0);
+    /* The case this is about: replies were still queued at the switch. */
+    ck_assert_uint_gt(s.queued_at_switch, 0);
+    free(hello);
+    settle();
+}
+END_TEST
+
+/* ---- a side that switches after exactly so many plaintext bytes --------- */
+
+struct exact {
+    asyncore_tls_context *ctx;
+    int server;                /* the TLS role it takes */
+    size_t want, got;
+    const unsigned char *expect;
+    int mismatch, rc, connects, closes, errors, err, destroys, ping_tls;
+    char tail[16];
+    size_t tail_len;
+};
+
+static void exact_read(asyncore_dispatcher *d)
+{
+    struct exact *e = asyncore_dispatcher_user_data(d);
+    size_t room;
+    ssize_t n;
+
+    if (!asyncore_tls_active(d)) {
+        room = e->want - e->got < sizeof(scratch) ? e->want - e->got
+                                                  : sizeof(scratch);
+        ck_assert_uint_gt(room, 0);
+        /* Never a byte past the plaintext: what follows is the handshake. */
+        n = asyncore_recv(d, scratch, room);
+        if (n <= 0)
+            return;
+        if (memcmp(scratch, e->expect + e->got, (size_t)n) != 0)
+            e->mismatch++;
+        e->got += (size_t)n;
+        if (e->got == e->want)
+            e->rc = e->server ? asyncore_tls_start_server(d, e->ctx)
+                              : asyncore_tls_start_client(d, e->ctx, "localhost");
+        return;
+    }
+    n = asyncore_recv(d, e->tail + e->tail_len, sizeof(e->tail) - 1 - e->tail_len);
+    if (n <= 0)
+        return;
+    e->tail_len += (size_t)n;
+    e->tail[e->tail_len] = '\0';
+    if (strcmp(e->tail, "ping\r\n") == 0) {
+        e->ping_tls = asyncore_tls_active(d);
+        ck_assert_int_eq(asyncore_send(d, "pong\r\n", 6), 6);
+    }
+}
+
+static void exact_connect(asyncore_dispatcher *d)
+{
+    struct exact *e = asyncore_dispatcher_user_data(d);
+    e->connects++;
+}
+
+static void exact_close(asyncore_dispatcher *d)
+{
+    struct exact *e = asyncore_dispatcher_user_data(d);
+
+    e->closes++;
+    asyncore_close(d);
+}
+
+static void exact_error(asyncore_dispatcher *d, int err, const char *op)
+{
+    struct exact *e = asyncore_dispatcher_user_data(d);
+
+    (void)op;
+    e->errors++;
+    e->err = err;
+    asyncore_close(d);
+}
+
+static void exact_destroy(asyncore_dispatcher *d)
+{
+    struct exact *e = asyncore_dispatcher_user_data(d);
+    e->destroys++;
+}
+
+static const asyncore_handlers exact_handlers = {
+    .handle_connect = exact_connect,
+    .handle_read = exact_read,
+    .handle_close = exact_close,
+    .handle_error = exact_error,
+    .destroy = exact_destroy,
+};
+
+static void exact_accepted(asyncore_dispatcher *l, int fd,
+                           const struct sockaddr *a, socklen_t len)
+{
+    struct exact *e = asyncore_dispatcher_user_data(l);
+    asyncore_dispatcher *c;
+
+    (void)a;
+    (void)len;
+    c = asyncore_dispatcher_with_send_new(asyncore_dispatcher_map(l),
+                                          &exact_handlers, e);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(asyncore_set_socket(c, fd), 0);
+}
+
+static const asyncore_handlers exact_listener = {
+    .handle_accepted = exact_accepted,
+};
+
+/* The side that connected: a big plaintext message, then TLS at once. */
+static void sender_connect(asyncore_dispatcher *d, struct proto *p, int tls)
+{
+    if (!tls && p->connects == 1) {
+        p->rc = p->tls_at_accept
+                    ? asyncore_tls_start_server(d, p->ctx)
+                    : asyncore_tls_start_client(d, p->ctx, "localhost");
+        p->rc_errno = errno;
+        ck_assert_int_ge(asyncore_chat_queued(d, &p->queued_at_switch), 0);
+    }
+    if (tls)
+        proto_push(d, "ping\r\n");
+}
+
+static int sender_line(asyncore_dispatcher *d, struct proto *p,
+                       const char *line, int tls)
+{
+    (void)p;
+    (void)tls;
+    if (strcmp(line, "pong") == 0)
+        ck_assert_int_eq(asyncore_close(d), 0);
+    return 1;
+}
+
+static int sender_done(void *arg)
+{
+    struct proto *p = arg;
+    return p->destroys > 0;
+}
+
+/* The same sender as a dispatcher_with_send: its queue is counted. */
+static void wsend_connect(asyncore_dispatcher *d)
+{
+    struct proto *p = asyncore_dispatcher_user_data(d);
+    int tls = asyncore_tls_active(d);
+
+    p->connects++;
+    p->connects_tls += tls;
+    if (tls) {
+        ck_assert_int_eq(asyncore_send(d, "ping\r\n", 6), 6);
+        return;
+    }
+    ck_assert_int_eq(asyncore_send(d, p->hello, p->hello_len),
+                     (ssize_t)p->hello_len);
+    p->queued_at_switch = asyncore_send_pending(d);
+    p->rc = p->tls_at_accept
+                ? asyncore_tls_start_server(d, p->ctx)
+                : asyncore_tls_start_client(d, p->ctx, "localhost");
+}
+
+static void wsend_read(asyncore_dispatcher *d)
+{
+    struct proto *p = asyncore_dispatcher_user_data(d);
+    ssize_t n = asyncore_recv(d, p->buf + p->len, sizeof(p->buf) - 1 - p->len);
+
+    if (n <= 0)
+        return;
+    p->len += (size_t)n;
+    p->buf[p->len] = '\0';
+    if (strcmp(p->buf, "pong\r\n") == 0) {
+        snprintf(p->got[p->n], sizeof(p->got[0]), "pong");
+        p->got_tls[p->n++] = asyncore_tls_active(d);
+        ck_assert_int_eq(asyncore_close(d), 0);
+    }
+}
+
+static const asyncore_handlers wsend_handlers = {
+    .handle_connect = wsend_connect,
+    .handle_read = wsend_read,
+    .handle_close = proto_close_plain,
+    .handle_error = proto_error,
+    .destroy = proto_destroy,
+};
+
+/* Started inside handle_connect of a socket the program connected, with
+ * 2 MiB of plaintext queued: the TLS client (_i 0, 2) or the TLS server
+ * (_i 1, 3) of the upgrade sends it all in the clear, then does its
+ * handshake; the other side reads exactly that much, then starts TLS
+ * itself.  The sender is an async_chat (_i 0, 1) or a dispatcher_with_send
+ * (_i 2, 3). */
+START_TEST(start_inside_handle_connect_sends_the_queue_in_the_clear_first)
+{
+    const size_t size = 2 * MIB;
+    unsigned char *payload = pattern(size, 19);
+    struct proto c = { 0 };
+    struct exact e = { 0 };
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int server = _i & 1;
+
+    c.tls_at_accept = server; /* here: which role the connecting side takes */
+    c.ctx = server ? server_ctx(srv_crt) : client_ctx();
+    c.on_line = sender_line;
+    c.on_connect = sender_connect;
+    c.hello = (const char *)payload;
+    c.hello_len = size;
+    e.ctx = server ? client_ctx() : server_ctx(srv_crt);
+    e.server = !server;
+    e.want = size;
+    e.expect = payload;
+    th_listener(th_map, AF_INET, &exact_listener, &e, &ss, &len);
+    if (_i < 2) {
+        (void)proto_client(&c, &ss, len, NULL);
+    } else {
+        asyncore_dispatcher *w =
+            asyncore_dispatcher_with_send_new(th_map, &wsend_handlers, &c);
+
+        ck_assert_ptr_nonnull(w);
+        ck_assert_int_eq(asyncore_create_socket(w, AF_INET, SOCK_STREAM), 0);
+        ck_assert_int_eq(asyncore_connect(w, (struct sockaddr *)&ss, len), 0);
+    }
+    ck_assert(loop_while_not(sender_done, &c, 60.0));
+    ck_assert_int_eq(c.rc, 0);
+    ck_assert_uint_eq(c.queued_at_switch, size);
+    ck_assert_int_eq(c.errors, 0);
+    ck_assert_int_eq(e.errors, 0);
+    ck_assert_uint_eq(e.got, size);
+    ck_assert_int_eq(e.mismatch, 0);
+    ck_assert_int_eq(e.rc, 0);
+    ck_assert_int_eq(e.ping_tls, 1);
+    /* TCP, then TLS; "pong" came over TLS. */
+    ck_assert_int_eq(c.connects, 2);
+    ck_assert_int_eq(c.connects_tls, 1);
+    ck_assert_int_eq(c.n, 1);
+    ck_assert_str_eq(c.got[0], "pong");
+    ck_assert_int_eq(c.got_tls[0], 1);
+    ck_assert_int_eq(e.connects, 1);
+    free(payload);
+    settle();
+}
+END_TEST
+
+/* ---- the way back: asyncore_tls_stop() ------------------------------------ */
+
+enum { LINES = 2000 };
+
+static int ccc_server_line(asyncore_dispatcher *d, struct proto *p,
+                           const char *line, int tls)
+{
+    char buf[64];
+    long n;
+    int i;
+
+    if (strcmp(line, "CCC") == 0) {
+        for (i = 0; i < LINES; i++) {
+            snprintf(buf, sizeof(buf), "data %d ........................\r\n", i);
+            proto_push(d, buf);
+        }
+        proto_push(d, "200 CCC\r\n");
+        p->rc = asyncore_tls_stop(d);
+        p->rc_errno = errno;
+        /* After the call: waits for plaintext. */
+        proto_push(d, "plain from server\r\n");
+        return 1;
+    }
+    if (sscanf(line, "more %ld", &n) == 1) {
+        /* Sent over TLS before the client's close_notify: delivered, in
+         * order, while the stop goes on. */
+        if (n != p->more++ || !tls)
+            p->more_bad++;
+        return 0;
+    }
+    if (strcmp(line, "plain from client") == 0) {
+        proto_push(d, "bye\r\n");
+        ck_assert_int_eq(asyncore_chat_close_when_done(d), 0);
+    }
+    return 1;
+}
+
+static int ccc_client_line(asyncore_dispatcher *d, struct proto *p,
+                           const char *line, int tls)
+{
+    long n;
+
+    if (sscanf(line, "data %ld", &n) == 1) {
+        if (n != p->more++ || !tls)
+            p->more_bad++;
+        return 0;
+    }
+    if (strcmp(line, "200 CCC") == 0) {
+        p->rc = asyncore_tls_stop(d);
+        p->rc_errno = errno;
+        proto_push(d, "plain from client\r\n");
+    }
+    return 1;
+}
+
+static void ccc_client_connect(asyncore_dispatcher *d, struct proto *p, int tls)
+{
+    char buf[64];
+    int i;
+
+    (void)p;
+    if (!tls)
+        return;
+    /* CCC, and behind it lines still in flight when the server stops. */
+    proto_push(d, "CCC\r\n");
+    for (i = 0; i < LINES; i++) {
+        snprintf(buf, sizeof(buf), "more %d ........................\r\n", i);
+        proto_push(d, buf);
+    }
+}
+
+/* FTP's CCC: both ends stop TLS with data in flight both ways; every line
+ * sent before a close_notify arrives over TLS, every line after it in the
+ * clear, and each side gets handle_connect for the plaintext. */
+START_TEST(stop_with_data_in_flight_both_ways_keeps_each_line_on_its_side)
+{
+    struct proto s = { 0 }, c = { 0 };
+    struct proto *both[2] = { &s, &c };
+    struct sockaddr_storage ss;
+    socklen_t len;
+
+    s.ctx = server_ctx(srv_crt);
+    s.tls_at_accept = 1;
+    s.on_line = ccc_server_line;
+    c.on_line = ccc_client_line;
+    c.on_connect = ccc_client_connect;
+    th_listener(th_map, AF_INET, &proto_listener, &s, &ss, &len);
+    (void)proto_client(&c, &ss, len, client_ctx());
+    ck_assert(loop_while_not(proto_done, both, 60.0));
+    ck_assert_int_eq(s.errors, 0);
+    ck_assert_int_eq(c.errors, 0);
+    ck_assert_int_eq(s.rc, 0);
+    ck_assert_int_eq(c.rc, 0);
+    ck_assert_int_eq(s.more, LINES);
+    ck_assert_int_eq(s.more_bad, 0);
+    ck_assert_int_eq(c.more, LINES);
+    ck_assert_int_eq(c.more_bad, 0);
+    /* TLS up, then plaintext again: handle_connect for each. */
+    ck_assert_int_eq(s.connects, 2);
+    ck_assert_int_eq(s.connects_tls, 1);
+    ck_assert_int_eq(c.connects, 2);
+    ck_assert_int_eq(c.connects_tls, 1);
+    ck_assert_int_eq(s.n, 2);
+    ck_assert_str_eq(s.got[0], "CCC");
+    ck_assert_int_eq(s.got_tls[0], 1);
+    ck_assert_str_eq(s.got[1], "plain from client");
+    ck_assert_int_eq(s.got_tls[1], 0);
+    ck_assert_int_eq(c.n, 3);
+    ck_assert_str_eq(c.got[0], "200 CCC");
+    ck_assert_int_eq(c.got_tls[0], 1);
+    ck_assert_str_eq(c.got[1], "plain from server");
+    ck_assert_int_eq(c.got_tls[1], 0);
+    ck_assert_str_eq(c.got[2], "bye");
+    ck_assert_int_eq(c.got_tls[2], 0);
+    settle();
+}
+END_TEST
+
+/* Drive a non-blocking OpenSSL call of the test's own peer while the map
+ * runs: 1 when it succeeded, 0 on SSL_ERROR_ZERO_RETURN. */
+enum raw_op { RAW_CONNECT, RAW_WRITE, RAW_READ };
+
+static int raw_drive(SSL *ssl, enum raw_op op, void *buf, int len)
+{
+    double end = th_now() + 10.0;
+    int r, e = SSL_ERROR_NONE;
+
+    for (;;) {
+        r = op == RAW_CONNECT ? SSL_connect(ssl)
+            : op == RAW_WRITE ? SSL_write(ssl, buf, len)
+                              : SSL_read(ssl, buf, len);
+        if (r > 0)
+            return 1;
+        e = SSL_get_error(ssl, r);
+        if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ||
+            th_now() >= end)
+            break;
+        ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
+    }
+    ck_assert_msg(e == SSL_ERROR_ZERO_RETURN, "OpenSSL call failed: %d", e);
+    return 0;
+}
+
+static void raw_read_exact(int fd, char *buf, size_t len)
+{
+    double end = th_now() + 10.0;
+    size_t got = 0;
+    ssize_t n;
+
+    while (got < len && th_now() < end) {
+        n = recv(fd, buf + got, len - got, MSG_DONTWAIT);
+        if (n > 0)
+            got += (size_t)n;
+        else
+            ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
+    }
+    ck_assert_uint_eq(got, len);
+}
+
+static int raw_server_line(asyncore_dispatcher *d, struct proto *p,
+                           const char *line, int tls)
+{
+    (void)tls;
+    if (strcmp(line, "CCC") == 0) {
+        proto_push(d, "200 CCC\r\n");
+        p->rc = asyncore_tls_stop(d);
+        p->rc_errno = errno;
+    } else if (strcmp(line, "PLAIN two") == 0) {
+        proto_push(d, "+OK plain\r\n");
+    }
+    return 1;
+}
+
+/* The peer sends plaintext right behind its close_notify, both in the
+ * socket before the server reads either: the close_notify ends TLS, and
+ * not a byte of the plaintext is lost or decrypted -- also when the
+ * program turned OpenSSL's read-ahead on (_i 1), which reads as much as
+ * the socket holds. */
+START_TEST(plaintext_right_behind_the_peers_close_notify_arrives_in_the_clear)
+{
+    static const char plain[] = "PLAIN one\r\nPLAIN two\r\n";
+    struct proto s = { 0 };
+    asyncore_dispatcher *d;
+    SSL_CTX *cctx;
+    SSL *ssl;
+    char buf[32];
+    int sv[2];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+    s.ctx = server_ctx(srv_crt);
+    if (_i)
+        SSL_CTX_set_read_ahead(asyncore_tls_context_ssl_ctx(s.ctx), 1);
+    s.on_line = raw_server_line;
+    d = asyncore_chat_new(th_map, &proto_handlers, &s);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(asyncore_chat_set_terminator(d, "\r\n", 2), 0);
+    ck_assert_int_eq(asyncore_set_socket(d, sv[1]), 0);
+    ck_assert_int_eq(asyncore_tls_start_server(d, s.ctx), 0);
+    cctx = SSL_CTX_new(TLS_client_method());
+    ck_assert_ptr_nonnull(cctx);
+    ssl = SSL_new(cctx);
+    ck_assert_ptr_nonnull(ssl);
+    ck_assert_int_eq(SSL_set_fd(ssl, sv[0]), 1);
+    ck_assert(raw_drive(ssl, RAW_CONNECT, NULL, 0));
+    ck_assert(raw_drive(ssl, RAW_WRITE, "CCC\r\n", 5));
+    memset(buf, 0, sizeof(buf));
+    ck_assert(raw_drive(ssl, RAW_READ, buf, 9));
+    ck_assert_str_eq(buf, "200 CCC\r\n");
+    /* The server's close_notify, then ours with the plaintext behind it
+     * before the server runs again. */
+    ck_assert(!raw_drive(ssl, RAW_READ, buf, (int)sizeof(buf)));
+    ck_assert_int_eq(SSL_shutdown(ssl), 1);
+    ck_assert_int_eq(send(sv[0], plain, sizeof(plain) - 1, MSG_NOSIGNAL),
+                     (ssize_t)sizeof(plain) - 1);
+    memset(buf, 0, sizeof(buf));
+    raw_read_exact(sv[0], buf, 11);
+    ck_assert_str_eq(buf, "+OK plain\r\n");
+    ck_assert_int_eq(s.rc, 0);
+    ck_assert_int_eq(s.errors, 0);
+    ck_assert_int_eq(s.n, 3);
+    ck_assert_str_eq(s.got[0], "CCC");
+    ck_assert_int_eq(s.got_tls[0], 1);
+    ck_assert_str_eq(s.got[1], "PLAIN one");
+    ck_assert_int_eq(s.got_tls[1], 0);
+    ck_assert_str_eq(s.got[2], "PLAIN two");
+    ck_assert_int_eq(s.got_tls[2], 0);
+    ck_assert_int_eq(s.connects, 2); /* TLS up, then plaintext */
+    ck_assert_int_eq(s.connects_tls, 1);
+    ck_assert_ptr_null(asyncore_tls_ssl(d));
+    SSL_free(ssl);
+    SSL_CTX_free(cctx);
+    close(sv[0]);
+    settle();
+}
+END_TEST
+
+/* A switch asked inside collect_incoming_data: that record's
+ * found_terminator never runs, nor anything for the input behind it. */
+static int collect_calls, found_calls;
+static asyncore_tls_context *collect_ctx;
+
+static void switch_in_collect(asyncore_dispatcher *d, const void *data,
+                              size_t len)
+{
+    (void)data;
+    (void)len;
+    collect_calls++;
+    ck_assert_int_eq(asyncore_tls_start_server(d, collect_ctx), 0);
+}
+
+static void count_found(asyncore_dispatcher *d)
+{
+    (void)d;
+    found_calls++;
+}
+
+static const asyncore_chat_handlers switching_collector = {
+    .collect_incoming_data = switch_in_collect,
+    .found_terminator = count_found,
+};
+
+START_TEST(start_inside_collect_incoming_data_delivers_nothing_more)
+{
+    static const char in[] = "AB\r\nCD\r\nEF\r\n";
+    asyncore_dispatcher *d;
+    double end;
+    int sv[2];
+
+    collect_calls = found_calls = 0;
+    collect_ctx = server_ctx(srv_crt);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    d = asyncore_chat_new(th_map, &switching_collector, NULL);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(asyncore_chat_set_terminator(d, "\r\n", 2), 0);
+    ck_assert_int_eq(asyncore_set_socket(d, sv[1]), 0);
+    ck_assert_int_eq(send(sv[0], in, sizeof(in) - 1, MSG_NOSIGNAL),
+                     (ssize_t)sizeof(in) - 1);
+    end = th_now() + 10.0;
+    while (collect_calls == 0 && th_now() < end)
+        ck_assert_int_eq(asyncore_poll(th_map, 0.01), 0);
+    ck_assert_int_eq(asyncore_poll(th_map, 0.05), 0);
+    ck_assert_int_eq(collect_calls, 1);
+    ck_assert_int_eq(found_calls, 0);
+    ck_assert_int_eq(asyncore_dispatcher_connecting(d), 1); /* handshake */
+    close(sv[0]);
+    settle();
+}
+END_TEST
+
+START_TEST(stop_and_active_validate_their_arguments)
+{
+    asyncore_dispatcher *d = asyncore_dispatcher_new(th_map, &idle_handlers, NULL);
+    int sv[2];
+
+    ck_assert_ptr_nonnull(d);
+    errno = 0;
+    ck_assert_int_eq(asyncore_tls_stop(NULL), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(asyncore_tls_active(NULL), 0);
+    errno = 0;
+    ck_assert_int_eq(asyncore_tls_stop(d), -1); /* not a TLS dispatcher */
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(asyncore_set_socket(d, sv[0]), 0);
+    ck_assert_int_eq(asyncore_tls_start_client(d, client_ctx(), "localhost"), 0);
+    ck_assert_int_eq(asyncore_tls_active(d), 0);
+    errno = 0;
+    ck_assert_int_eq(asyncore_tls_stop(d), -1); /* no handshake yet */
+    ck_assert_int_eq(errno, ENOTCONN);
+    asyncore_dispatcher_hold(d);
+    ck_assert_int_eq(asyncore_close(d), 0);
+    errno = 0;
+    ck_assert_int_eq(asyncore_tls_stop(d), -1);
+    ck_assert_int_eq(errno, EBADF);
+    ck_assert_int_eq(asyncore_tls_active(d), 0);
+    asyncore_dispatcher_release(d);
+    close(sv[1]);
+    settle();
+}
+END_TEST
+
 /* ---- the suite ------------------------------------------------------------------ */
 
 static Suite *tls_suite(void)
 {
     Suite *s = suite_create("tls");
     TCase *tc = tcase_create("tls");
+    TCase *up = tcase_create("upgrade and downgrade");
     TCase *bad = tcase_create("bad input");
 
     tcase_add_checked_fixture(tc, th_setup, th_teardown);
@@ -1734,6 +2643,20 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, key_update_in_the_middle_of_a_transfer_keeps_the_bytes_exact);
     tcase_add_test(tc, renegotiation_asked_by_a_client_is_refused);
     suite_add_tcase(s, tc);
+
+    tcase_add_checked_fixture(up, th_setup, th_teardown);
+    tcase_add_checked_fixture(up, NULL, contexts_free);
+    tcase_set_timeout(up, 120);
+    tcase_add_test(up, command_pipelined_after_stls_never_reaches_found_terminator);
+    tcase_add_test(up, replies_queued_at_stls_go_out_in_the_clear_before_the_handshake);
+    tcase_add_loop_test(up, start_inside_handle_connect_sends_the_queue_in_the_clear_first,
+                        0, 4);
+    tcase_add_test(up, stop_with_data_in_flight_both_ways_keeps_each_line_on_its_side);
+    tcase_add_loop_test(up, plaintext_right_behind_the_peers_close_notify_arrives_in_the_clear,
+                        0, 2);
+    tcase_add_test(up, start_inside_collect_incoming_data_delivers_nothing_more);
+    tcase_add_test(up, stop_and_active_validate_their_arguments);
+    suite_add_tcase(s, up);
 
     tcase_add_checked_fixture(bad, th_setup, th_teardown);
     tcase_add_checked_fixture(bad, NULL, contexts_free);

@@ -10,7 +10,12 @@
  *    accepted socket adopted with asyncore_set_socket() is connected at once
  *    in asyncore; once asyncore_tls_start_server() is called on it, it is
  *    "connecting" again until its handshake is done, and then gets
- *    handle_connect like a client.
+ *    handle_connect like a client.  handle_connect means "the transport
+ *    is ready", so it runs once for each transport a connection gets: a
+ *    client started before its TCP connect gets it once (TLS up); a socket
+ *    the program connected and then upgrades gets it for TCP and again for
+ *    TLS, and once more after asyncore_tls_stop() (plaintext again).
+ *    asyncore_tls_active() tells them apart.
  *  - asyncore_recv() and asyncore_send() carry plaintext.  handle_read and
  *    handle_write mean "plaintext can be read" and "plaintext can be sent".
  *  - While connecting (TCP connect, then the handshake) the transport owns
@@ -60,6 +65,43 @@
  *   closes the connection without close_notify also gets handle_close, as
  *   a TCP end of file would; asyncore_tls_truncated() then tells it apart
  *   (it matters to protocols whose messages end at the close).
+ *
+ * UPGRADE AND DOWNGRADE ON A LIVE CONNECTION (STARTTLS, FTP's CCC)
+ *   asyncore_tls_start_server()/_start_client() on a connected dispatcher
+ *   switch it to TLS, asyncore_tls_stop() back to plaintext.  At each
+ *   switch:
+ *    - Output queued before the call (async_chat's queue, the queue of a
+ *      dispatcher_with_send, the transport's own pending record) goes out
+ *      in the old transport first: the new one starts when it has drained.
+ *      So the reply "+OK Begin TLS negotiation" pushed just before
+ *      asyncore_tls_start_server() leaves in plaintext, and a reply pushed
+ *      just before asyncore_tls_stop() over TLS.  Output queued after the
+ *      call waits for the new transport: it leaves once handle_connect ran.
+ *    - Starting TLS: input read in the clear before the call is dropped.
+ *      async_chat discards its buffer, and when the call is made inside
+ *      found_terminator (the usual place) or collect_incoming_data, no
+ *      further record of the old input is delivered.  Bytes a client sent
+ *      after its STARTTLS command without waiting for the reply ("STLS\r\n
+ *      CMD\r\n" in one segment: the STARTTLS command injection) never reach
+ *      the protocol; if they are still in the socket they are taken for the
+ *      handshake, which fails (EPROTO).  Nothing is read from the socket
+ *      between the call and the start of the handshake.
+ *    - Stopping TLS: input the peer sent over TLS before its close_notify
+ *      is delivered to handle_read as usual while the stop goes on (keep
+ *      readable() true: the peer's close_notify is read in its turn).  The
+ *      peer's close_notify is not an end of file then.  Nothing past it is
+ *      read from the socket: the plaintext the peer sends right after it is
+ *      delivered in the clear after handle_connect.  Part of a record
+ *      async_chat holds at that moment (a line without its terminator) is
+ *      dropped, so that no record mixes TLS and plaintext bytes.
+ *   The switch calls wait for the queue themselves, so "everything queued
+ *   has been sent" needs no notification of its own for a switch.
+ *   A protocol must stop sending in the old transport once it asked to
+ *   switch (the peer of an upgrade waits for the reply; both ends of a
+ *   downgrade call asyncore_tls_stop(), which sends close_notify and waits
+ *   for the peer's).  asyncore_tls_start_server() works inside
+ *   handle_connect of a socket the program connected, as does
+ *   _start_client().
  *
  * Contexts are read when a dispatcher starts TLS; the dispatcher keeps what
  * it needs, so a context may be freed while connections made from it live
@@ -150,13 +192,40 @@ ASYNCORE_API int asyncore_tls_start_client(asyncore_dispatcher *d,
 
 /**
  * Make @d, which holds a connected socket (asyncore_set_socket() of an
- * accepted one, typically inside handle_accepted), a TLS server with
+ * accepted one, typically inside handle_accepted; one the program
+ * connected, inside its handle_connect or later), a TLS server with
  * @ctx.  @d is connecting until the handshake is done, then handle_connect
- * runs.  Safe inside hooks.  Errors: EINVAL (a client context), ENOTCONN
- * (no connected socket) and those of asyncore_tls_start_client().
+ * runs.  Output queued on @d is sent in the clear first and input read
+ * before the call is dropped (UPGRADE AND DOWNGRADE above).  Safe inside
+ * hooks.  Errors: EINVAL (a client context), ENOTCONN (no connected
+ * socket) and those of asyncore_tls_start_client().
  */
 ASYNCORE_API int asyncore_tls_start_server(asyncore_dispatcher *d,
                                            asyncore_tls_context *ctx);
+
+/**
+ * Go back to plaintext on the same socket, as Python's SSLSocket.unwrap():
+ * the output queued on @d before the call is sent over TLS, then
+ * close_notify; TLS input keeps arriving at handle_read until the peer's
+ * close_notify, which is not an end of file.  @d is then connecting until
+ * handle_connect runs, in the next loop iteration: from there on it is a
+ * plain dispatcher (asyncore_tls_active() is 0, asyncore_tls_ssl() NULL,
+ * TLS may be started again) and output queued meanwhile goes out in the
+ * clear.  Output pushed after the call waits for that.  Returns 0, or -1
+ * with errno: EINVAL (@d NULL or not a TLS dispatcher), EBADF (closed),
+ * ENOTCONN (the handshake is not done, TLS failed, or the peer's
+ * close_notify ended the stream already), EALREADY (a stop was asked),
+ * ENOMEM.  Failures while stopping arrive as handle_error(d, err, "tls").
+ * Safe inside hooks.
+ */
+ASYNCORE_API int asyncore_tls_stop(asyncore_dispatcher *d);
+
+/**
+ * 1 if TLS carries @d's data now: its handshake is done and no stop is
+ * over (inside handle_connect: 1 for "TLS is up", 0 for a TCP connect or
+ * the end of asyncore_tls_stop()); else 0, also for NULL or closed.
+ */
+ASYNCORE_API int asyncore_tls_active(const asyncore_dispatcher *d);
 
 /**
  * The reason of the last TLS failure of @d, in OpenSSL's words ("certificate
