@@ -16,6 +16,13 @@ examples against (python3's socket and ssl modules, on loopback).
                          printed as "listening on PORT") that answers each
                          request with "HTTP/1.0 200 OK" and closes, until
                          killed
+  starttls PORT          a POP3-like STLS client: reads the greeting, sends
+                         one command in the clear, then "STLS" with a
+                         command pipelined behind it in the same segment;
+                         expects the upgrade reply in the clear, completes
+                         the TLS handshake (no verification), and expects
+                         its next command answered over TLS, the injected
+                         one never
 
 DATA may contain \\r and \\n escapes.  Every wait is bounded (10 s); the exit
 status is 0 only if the check passed.
@@ -123,6 +130,48 @@ def cmd_overlong(port, n):
     return 0
 
 
+def readline(f):
+    line = f.readline()
+    if not line.endswith(b"\r\n"):
+        raise OSError("no full line: %r" % line)
+    return line[:-2]
+
+
+def expect_line(f, want):
+    got = readline(f)
+    if got != want:
+        print("expected %r, got %r" % (want, got))
+        return False
+    return True
+
+
+def cmd_starttls(port):
+    s = connect(port)
+    f = s.makefile("rb", buffering=0)
+    ok = expect_line(f, b"+OK ready")
+    s.sendall(b"NOOP\r\n")
+    ok = ok and expect_line(f, b"+OK")
+    # The command injected behind STLS, in the same segment, must never be
+    # answered: the server drops what it read in the clear at the switch.
+    s.sendall(b"STLS\r\nINJECTED\r\n")
+    ok = ok and expect_line(f, b"+OK Begin TLS negotiation")
+    if not ok:
+        return 1
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    t = ctx.wrap_socket(s, server_hostname="localhost")
+    tf = t.makefile("rb", buffering=0)
+    t.sendall(b"NOOP\r\n")
+    ok = expect_line(tf, b"+OK secure")
+    t.sendall(b"QUIT\r\n")
+    ok = ok and expect_line(tf, b"+OK bye")
+    t.close()
+    if ok:
+        print("upgraded; the injected command was not answered")
+    return 0 if ok else 1
+
+
 def serve(ctx):
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -164,6 +213,8 @@ def main(argv):
         return cmd_hold(int(args[0]))
     if cmd == "overlong":
         return cmd_overlong(int(args[0]), int(args[1]))
+    if cmd == "starttls":
+        return cmd_starttls(int(args[0]))
     if cmd == "listen":
         serve(None)
     if cmd == "https":

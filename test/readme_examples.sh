@@ -134,6 +134,7 @@ done
 # recipe FILE: which run fits the example.
 recipe() {
     if grep -q 'asyncore_tls_start_client' "$1"; then echo tls
+    elif grep -q 'asyncore_tls_start_server' "$1"; then echo starttls
     elif grep -q 'NTHREADS' "$1"; then echo threads
     elif grep -q 'asyncore_connect_host' "$1"; then echo resolve
     elif grep -q 'asyncore_chat_set_max_input' "$1"; then echo line_echo_limited
@@ -288,6 +289,21 @@ run_tls() {
         { echo "  an untrusted certificate was not refused:"; sed 's/^/    /' "$d/2.out"; return 1; }
 }
 
+# A POP3-like server on 127.0.0.1:8110 that upgrades to TLS on STLS: the
+# reply in the clear, the handshake, commands over TLS; a command pipelined
+# behind STLS in the clear is never answered.
+run_starttls() {
+    d=$1 port=$(peer freeport)
+    command -v openssl >/dev/null 2>&1 || { echo "  (openssl command missing: not run)"; return 2; }
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+        -keyout "$d/server.key" -out "$d/server.crt" >"$d/openssl.log" 2>&1 ||
+        { cat "$d/openssl.log"; return 1; }
+    build "$d" 8110 "$port" || return 1
+    start "$d" server "$port" || return 1
+    peer starttls "$port" >"$d/peer.out" 2>&1 || { sed 's/^/    /' "$d/peer.out"; return 1; }
+    reap "$srv"
+}
+
 # A map per thread on one port (7007): echoes, and exits 0 on SIGTERM.
 run_threads() {
     d=$1 port=$(peer freeport)
@@ -339,6 +355,10 @@ context() {
         echo 'static asyncore_map *map; static const asyncore_handlers handlers;' ;;
     asyncore_tls.3-2)
         echo 'static const asyncore_chat_handlers line_handlers;' ;;
+    asyncore_tls.3-3)
+        echo 'static asyncore_tls_context *server_ctx;'
+        echo 'struct session { char line[512]; size_t len; };'
+        echo 'static void log_plaintext_again(asyncore_dispatcher *d) { (void)d; }' ;;
     esac
 }
 
