@@ -20,10 +20,42 @@
 #include <unistd.h>
 #include <netinet/in.h>
 
+#include "ext.h"
+
+/* ---- names ------------------------------------------------------------------ */
+
+/* Numeric hosts and "" (loopback) keep their synchronous path (addr.c). */
+int asyncore__resolve_is_name(const char *host)
+{
+    struct addrinfo hints = { .ai_flags = AI_NUMERICHOST }, *res;
+
+    if (host[0] == '\0')
+        return 0;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0)
+        return 1;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* RFC 6761, 6.4: resolvers should answer names under "invalid." at once,
+ * negatively, without asking a name server. */
+static int is_invalid_name(const char *host)
+{
+    size_t n = strlen(host);
+    static const char tld[] = "invalid";
+    size_t t = sizeof(tld) - 1;
+
+    if (n > 0 && host[n - 1] == '.')
+        n--;
+    if (n < t || strncasecmp(host + n - t, tld, t) != 0)
+        return 0;
+    return n == t || host[n - t - 1] == '.';
+}
+
+#if ASYNCORE_WITH_RESOLVE
+
 #include <event2/dns.h>
 #include <event2/util.h>
-
-#include "ext.h"
 
 /*
  * One connect by name.  While evdns works on it (req != NULL) it is on its
@@ -219,36 +251,6 @@ static void resolver_map_free(asyncore_map *map)
             (void)event_base_loop(map->base, EVLOOP_NONBLOCK);
     }
     free(rs);
-}
-
-/* ---- names ------------------------------------------------------------------ */
-
-/* Numeric hosts and "" (loopback) keep their synchronous path (addr.c). */
-int asyncore__resolve_is_name(const char *host)
-{
-    struct addrinfo hints = { .ai_flags = AI_NUMERICHOST }, *res;
-
-    if (host[0] == '\0')
-        return 0;
-    if (getaddrinfo(host, NULL, &hints, &res) != 0)
-        return 1;
-    freeaddrinfo(res);
-    return 0;
-}
-
-/* RFC 6761, 6.4: resolvers should answer names under "invalid." at once,
- * negatively, without asking a name server. */
-static int is_invalid_name(const char *host)
-{
-    size_t n = strlen(host);
-    static const char tld[] = "invalid";
-    size_t t = sizeof(tld) - 1;
-
-    if (n > 0 && host[n - 1] == '.')
-        n--;
-    if (n < t || strncasecmp(host + n - t, tld, t) != 0)
-        return 0;
-    return n == t || host[n - t - 1] == '.';
 }
 
 /* evdns_getaddrinfo()'s errors as errno values (see resolve.h). */
@@ -569,3 +571,38 @@ static void resolve_close(asyncore_dispatcher *d)
     evdns_getaddrinfo_cancel(r->req);
     asyncore__release_long(d); /* the look-up's; asyncore_close holds too */
 }
+
+#else /* !ASYNCORE_WITH_RESOLVE */
+
+/* Configured --disable-resolve: no evdns.  Numeric hosts keep their
+ * synchronous path (addr.c); a name fails with ENOTSUP once the checks
+ * every build makes have passed. */
+
+struct evdns_base *asyncore_map_dns(asyncore_map *map)
+{
+    (void)map;
+    errno = ENOTSUP;
+    return NULL;
+}
+
+int asyncore_map_set_dns(asyncore_map *map, struct evdns_base *dns)
+{
+    (void)map;
+    (void)dns;
+    errno = ENOTSUP;
+    return -1;
+}
+
+int asyncore__resolve_connect(asyncore_dispatcher *d, const char *host,
+                              unsigned port)
+{
+    (void)port;
+    if (d->connecting || d->connected || d->accepting) {
+        errno = EISCONN;
+        return -1;
+    }
+    errno = is_invalid_name(host) ? EHOSTUNREACH : ENOTSUP;
+    return -1;
+}
+
+#endif /* ASYNCORE_WITH_RESOLVE */
