@@ -138,7 +138,8 @@ void asyncore__connect_event(asyncore_dispatcher *d)
         /* The socket's attempt is over; the whole connect too, unless a
          * transport's stage follows. */
         if (d->ext != NULL &&
-            watchers_connect_done(d, err, err != 0 || tp == NULL))
+            watchers_connect_done(d, err, err != 0 || tp == NULL ||
+                                              tp->connect_event == NULL))
             return;
         if (err != 0) {
             d->last_error = err;
