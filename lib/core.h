@@ -206,6 +206,8 @@ TAILQ_HEAD(asyncore__dispatcher_list, asyncore_dispatcher);
  * THE ORDER, for every dispatcher, written once in events.c:
  *   a dispatch:  the transport's event, then the watchers' activity, then
  *                the hooks;
+ *   an attempt:  asyncore_connect() in progress: the watchers'
+ *                connect_start;
  *   a connect:   the socket's outcome (unless the transport is
  *                handshaking), the watchers' connect_done (the first to
  *                take it over ends it), handle_error on failure; then the
