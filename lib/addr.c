@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "asyncore-internal.h"
+#include "ext.h"
 
 typedef int (*addr_op)(asyncore_dispatcher *, const struct sockaddr *,
                        socklen_t);

@@ -37,7 +37,7 @@
 
 #include <event2/buffer.h>
 
-#include "asyncore-internal.h"
+#include "ext.h"
 
 /* Terminators up to this length need no allocation. */
 #define TERM_INLINE 16

@@ -5,10 +5,11 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "asyncore-internal.h"
+#include "ext.h"
 
 void asyncore_default_handle_read(asyncore_dispatcher *d)
 {
@@ -42,41 +43,82 @@ static int accept_resource_error(int err)
     return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
 }
 
+/* The back-off's state, in its watcher slot: made on the first failure. */
+struct backoff {
+    asyncore_timer *timer; /* pending while the read interest is withheld */
+    unsigned burst : 1;    /* a failure was logged; no accept since */
+};
+
+static struct backoff *backoff_of(const asyncore_dispatcher *d)
+{
+    return asyncore__watch_state(d, ASYNCORE__WATCH_BACKOFF);
+}
+
 static void accept_resume(asyncore_timer *t, void *arg)
 {
     asyncore_dispatcher *d = arg;
 
     (void)t;
-    d->ext->accept_backoff = NULL; /* a one-shot timer: released on return */
-    d->ext->accept_paused = 0;
+    backoff_of(d)->timer = NULL; /* a one-shot timer: released on return */
+    d->ext->withheld &= (unsigned char)~EV_READ;
     asyncore__interest_update(d); /* read interest again, if readable() */
 }
+
+/* The interest went (close, a dropped socket): so does its suspension. */
+static void backoff_disarm(asyncore_dispatcher *d)
+{
+    struct backoff *b = backoff_of(d);
+
+    if (b->timer != NULL) {
+        asyncore_timer_cancel(b->timer);
+        b->timer = NULL;
+        d->ext->withheld &= (unsigned char)~EV_READ;
+    }
+}
+
+static void backoff_destroy(asyncore_dispatcher *d)
+{
+    free(backoff_of(d));
+}
+
+static const struct asyncore__watcher_ops backoff_watcher = {
+    .name = "accept back-off",
+    .disarm = backoff_disarm,
+    .destroy = backoff_destroy,
+};
 
 /*
  * The connection that could not be accepted stays in the backlog, so the
  * listener stays readable: accepting again at once would spin, and
  * asyncore's answer (handle_error closes the listener) takes the whole
  * server down for a passing shortage.  Instead the listener's read interest
- * is withheld (events.c) until a one-shot timer gives it back, and the
- * first failure of a burst is logged; a successful accept ends the burst.
- * Returns -1 if the timer cannot be set (the caller then reports the error
- * as any other).  Closing the listener cancels the timer (events.c).
+ * is withheld (d->ext->withheld) until a one-shot timer gives it back, and
+ * the first failure of a burst is logged; a successful accept ends the
+ * burst.  Returns -1 if the timer cannot be set (the caller then reports
+ * the error as any other).  Closing the listener cancels the timer (the
+ * watcher's disarm).
  */
 static int accept_back_off(asyncore_dispatcher *d, int err)
 {
-    struct asyncore__ext *x = asyncore__ext(d);
+    struct backoff *b = backoff_of(d);
 
-    if (x == NULL)
-        return -1;
-    if (x->accept_backoff == NULL) {
-        x->accept_backoff = asyncore_call_later(d->map, ACCEPT_BACKOFF,
-                                                accept_resume, d);
-        if (x->accept_backoff == NULL)
+    if (b == NULL) {
+        if ((b = calloc(1, sizeof(*b))) == NULL)
+            return -1;
+        if (asyncore__watch_set(d, ASYNCORE__WATCH_BACKOFF, &backoff_watcher,
+                                b) < 0) {
+            free(b);
+            return -1;
+        }
+    }
+    if (b->timer == NULL) {
+        b->timer = asyncore_call_later(d->map, ACCEPT_BACKOFF, accept_resume, d);
+        if (b->timer == NULL)
             return -1;
     }
-    x->accept_paused = 1;
-    if (!x->accept_burst) {
-        x->accept_burst = 1;
+    d->ext->withheld |= EV_READ;
+    if (!b->burst) {
+        b->burst = 1;
         asyncore_log_info(d, ASYNCORE_LOG_ERROR,
                           "cannot accept (errno %d: %s): pausing the listener, "
                           "retrying every %d ms",
@@ -97,8 +139,8 @@ void asyncore_default_handle_accept(asyncore_dispatcher *d)
         return;
     fd = asyncore_accept(d, (struct sockaddr *)&ss, &len);
     if (fd >= 0) {
-        if (d->ext != NULL)
-            d->ext->accept_burst = 0;
+        if (backoff_of(d) != NULL)
+            backoff_of(d)->burst = 0;
         ASYNCORE__HOOK(d, handle_accepted)(d, fd, (struct sockaddr *)&ss, len);
         return;
     }

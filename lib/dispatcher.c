@@ -57,7 +57,7 @@ asyncore_dispatcher *asyncore_dispatcher_new_ex(asyncore_map *map,
         errno = EINVAL;
         return NULL;
     }
-    map = asyncore__map_resolve(map);
+    map = asyncore__map_get(map);
     if (map == NULL)
         return NULL;
     size = area_size ? area_offset() + area_size
@@ -74,7 +74,7 @@ asyncore_dispatcher *asyncore_dispatcher_new_ex(asyncore_map *map,
     d->refs = 1; /* the map's, dropped by asyncore_close() */
     d->ignore_log = (unsigned char)map->ignore_log;
     d->has_area = area_size != 0;
-    asyncore__hooks_resolve(d);
+    asyncore__hooks_decide(d);
     asyncore__map_attach(map, d);
     return d;
 }
@@ -174,7 +174,7 @@ int asyncore_create_socket(asyncore_dispatcher *d, int family, int type)
 
     if (asyncore__check(d) < 0)
         return -1;
-    /* Connecting without a socket: resolve.c is looking a name up. */
+    /* Connecting without a socket: a watcher is looking for an address. */
     if (d->fd >= 0 || d->connecting) {
         errno = EISCONN;
         return -1;
@@ -353,8 +353,8 @@ int asyncore_connect(asyncore_dispatcher *d, const struct sockaddr *addr,
         d->connecting = 1;
         d->connect_done = 0;
         (void)asyncore__set_addr(d, addr, len);
-        if (ASYNCORE__EXT(d, timeouts) != NULL) /* timeout.c: clock starts */
-            asyncore__timeout_connect_start(d);
+        if (d->ext != NULL) /* the watchers: an attempt starts */
+            asyncore__watchers_connect_start(d);
         asyncore__interest_update(d);
         return 0;
     }
@@ -521,13 +521,11 @@ int asyncore_close(asyncore_dispatcher *d)
     d->accepting = 0;
     d->connecting = 0;
     asyncore__interest_disarm(d);
-    if (ASYNCORE__EXT(d, timeouts) != NULL) /* timeout.c: none fires now */
-        asyncore__timeouts_free(d);
     asyncore__map_detach(d->map, d);
-    if (ASYNCORE__EXT(d, resolve) != NULL) /* resolve.c: cancel a look-up */
-        asyncore__resolve_cancel(d);
-    if (ASYNCORE__EXT(d, tls) != NULL) /* tls.c: close_notify before close */
-        asyncore__tls_close(d);
+    /* The watchers go quiet, the transport says its last word (events.c,
+     * in their order). */
+    if (d->ext != NULL)
+        asyncore__ext_close(d);
     if (d->fd >= 0) {
         /* POSIX leaves the descriptor state after EINTR unspecified; on
          * Linux it is closed, so never retry. */
@@ -562,8 +560,8 @@ void asyncore__destroy(asyncore_dispatcher *d)
     }
     if (d->out)
         evbuffer_free(d->out);
-    if (ASYNCORE__EXT(d, tls) != NULL) /* tls.c: kept for tls_last_error */
-        asyncore__tls_free(d);
+    if (d->ext != NULL) /* the transport's and watchers' state */
+        asyncore__ext_destroy(d);
     free(d->ext);
     addr_free(d);
     free(d);

@@ -10,55 +10,158 @@
 
 #include <errno.h>
 
-#include "asyncore-internal.h"
+#include "asyncore-internal.h" /* core.h, and urgent.c's side */
+
+/* ---- the order: the transport and the watchers ------------------------ */
+
+/*
+ * Every call into a transport or a watcher goes through the loops below,
+ * which keep the re-entrancy rule for them: the dispatcher is held across
+ * each call, and a call that closed it ends the walk (nothing more of it
+ * runs).  Their order is written here and nowhere else (core.h).
+ */
+
+/* The watchers' connect_done in slot order: 1 if one took the outcome
+ * over, or the dispatcher closed. */
+static int watchers_connect_done(asyncore_dispatcher *d, int err, int over)
+{
+    int i, taken = 0;
+
+    asyncore__hold(d);
+    for (i = 0; i < ASYNCORE__WATCH_SLOTS && !taken && !d->closed; i++) {
+        const struct asyncore__watcher_ops *w = d->ext->watch[i].ops;
+
+        if (w != NULL && w->connect_done != NULL)
+            taken = w->connect_done(d, err, over);
+    }
+    taken |= d->closed;
+    asyncore__release(d);
+    return taken;
+}
+
+void asyncore__watchers_connect_start(asyncore_dispatcher *d)
+{
+    int i;
+
+    if (d->ext == NULL)
+        return;
+    asyncore__hold(d);
+    for (i = 0; i < ASYNCORE__WATCH_SLOTS && !d->closed; i++) {
+        const struct asyncore__watcher_ops *w = d->ext->watch[i].ops;
+
+        if (w != NULL && w->connect_start != NULL)
+            w->connect_start(d);
+    }
+    asyncore__release(d);
+}
+
+static void watchers_activity(asyncore_dispatcher *d)
+{
+    int i;
+
+    for (i = 0; i < ASYNCORE__WATCH_SLOTS && !d->closed; i++) {
+        const struct asyncore__watcher_ops *w = d->ext->watch[i].ops;
+
+        if (w != NULL && w->activity != NULL)
+            w->activity(d);
+    }
+}
+
+enum watcher_hook { W_DISARM, W_CLOSE, W_DESTROY };
+
+/* The watchers' disarm, close or destroy, in slot order: no user code runs
+ * in these, so no hold -- destroy runs on a dispatcher whose last
+ * reference is gone. */
+static void watchers_each(asyncore_dispatcher *d, enum watcher_hook hook)
+{
+    int i;
+
+    for (i = 0; i < ASYNCORE__WATCH_SLOTS; i++) {
+        const struct asyncore__watcher_ops *w = d->ext->watch[i].ops;
+        void (*fn)(asyncore_dispatcher *);
+
+        if (w == NULL)
+            continue;
+        fn = hook == W_DISARM  ? w->disarm
+             : hook == W_CLOSE ? w->close
+                               : w->destroy;
+        if (fn != NULL)
+            fn(d);
+    }
+}
+
+/* asyncore_close(): the watchers' close, then the transport's. */
+void asyncore__ext_close(asyncore_dispatcher *d)
+{
+    const struct asyncore__transport_ops *tp;
+
+    watchers_each(d, W_CLOSE);
+    tp = d->ext->transport;
+    if (tp != NULL && tp->close != NULL)
+        tp->close(d);
+    if (d->ext->redispatch != NULL) {
+        event_free(d->ext->redispatch);
+        d->ext->redispatch = NULL;
+    }
+}
+
+/* The last release: the transport's destroy, then the watchers'. */
+void asyncore__ext_destroy(asyncore_dispatcher *d)
+{
+    const struct asyncore__transport_ops *tp = d->ext->transport;
+
+    if (tp != NULL && tp->destroy != NULL)
+        tp->destroy(d);
+    watchers_each(d, W_DESTROY);
+    if (d->ext->redispatch != NULL)
+        event_free(d->ext->redispatch);
+}
 
 /*
  * A connect finished (write or read readiness while connecting).  The
  * socket's pending error decides: an error goes to handle_error and
  * handle_connect never runs; otherwise handle_connect runs exactly once and
- * the dispatcher becomes connected afterwards, in asyncore's order.
+ * the dispatcher becomes connected afterwards, in asyncore's order.  With a
+ * transport, connected means its own stage is done too; watchers hear of
+ * each stage's end (the order: core.h).
  */
 void asyncore__connect_event(asyncore_dispatcher *d)
 {
-    int err = 0;
+    const struct asyncore__transport_ops *tp = asyncore__transport(d);
+    int err = 0, r;
     socklen_t len = sizeof(err);
 
-    /* tls.c: once TCP is up, connecting means the TLS handshake. */
-    if (ASYNCORE__EXT(d, tls) != NULL && asyncore__tls_handshaking(d))
-        goto handshake;
-    if (d->io_kind == ASYNCORE__IO_SOCKET &&
-        getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno;
-    /* timeout.c: this attempt is over -- unless TCP is up under TLS, whose
-     * handshake is still part of connecting (handle_connect waits for it),
-     * so its clock runs on. */
-    if (ASYNCORE__EXT(d, timeouts) != NULL &&
-        (err != 0 || d->ext->tls == NULL))
-        asyncore__timeout_connect_done(d);
-    /* resolve.c: a connect by name goes on to the name's next address. */
-    if (ASYNCORE__EXT(d, resolve) != NULL &&
-        asyncore__resolve_connect_event(d, err))
-        return;
-    if (err != 0) {
-        d->last_error = err;
-        asyncore_handle_error(d, err, "connect");
-        /* The attempt is over.  Reading SO_ERROR cleared the error, so if
-         * handle_error left the dispatcher open, its next readiness must
-         * not be taken for a connect that succeeded. */
-        d->connecting = 0;
-        return;
+    if (tp == NULL || tp->handshaking == NULL || !tp->handshaking(d)) {
+        if (d->io_kind == ASYNCORE__IO_SOCKET &&
+            getsockopt(d->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+            err = errno;
+        /* The socket's attempt is over; the whole connect too, unless a
+         * transport's stage follows. */
+        if (d->ext != NULL &&
+            watchers_connect_done(d, err, err != 0 || tp == NULL ||
+                                              tp->connect_event == NULL))
+            return;
+        if (err != 0) {
+            d->last_error = err;
+            asyncore_handle_error(d, err, "connect");
+            /* The attempt is over.  Reading SO_ERROR cleared the error, so
+             * if handle_error left the dispatcher open, its next readiness
+             * must not be taken for a connect that succeeded. */
+            d->connecting = 0;
+            return;
+        }
     }
-handshake:
-    /* tls.c: over TLS, connected means the handshake is done; the
-     * transport reports its failures itself. */
-    if (ASYNCORE__EXT(d, tls) != NULL) {
-        int done = asyncore__tls_connect_event(d);
-
-        /* Finished or failed: the connect timeout has nothing left to time
-         * (after a failure that closed, the timeouts are gone already). */
-        if (done != 0 && d->ext->timeouts != NULL)
-            asyncore__timeout_connect_done(d);
-        if (done <= 0)
+    if (tp != NULL && tp->connect_event != NULL) {
+        asyncore__hold(d);
+        r = tp->connect_event(d);
+        /* Up or failed: the connect is over for the watchers (after a
+         * failure that closed, nothing of them is left to hear it). */
+        if (r != ASYNCORE__CONNECT_WAITING && !d->closed)
+            (void)watchers_connect_done(d, 0, 1);
+        if (d->closed)
+            r = ASYNCORE__CONNECT_FAILED;
+        asyncore__release(d);
+        if (r != ASYNCORE__CONNECT_UP)
             return;
     }
     if (!d->connect_done) {
@@ -119,7 +222,7 @@ static ASYNCORE__ALWAYS_INLINE void write_event(asyncore_dispatcher *d,
  * no side effect, so they are answered without the call -- the same answer
  * for an open dispatcher, which is when they are asked.
  */
-void asyncore__hooks_resolve(asyncore_dispatcher *d)
+void asyncore__hooks_decide(asyncore_dispatcher *d)
 {
     int (*writable)(asyncore_dispatcher *) = ASYNCORE__HOOK(d, writable);
 
@@ -142,15 +245,29 @@ static inline int ask_writable(asyncore_dispatcher *d)
     return d->writable_true || ASYNCORE__HOOK(d, writable)(d);
 }
 
-/* What the rare block changes: a listener out of descriptors waits for its
- * back-off timer instead of being told again and again that it can accept
- * (defaults.c); TLS adds what OpenSSL needs the socket for (tls.c). */
+/* What the rare block changes: the events a watcher withholds, then what
+ * the transport needs of the descriptor (its update first: the state step
+ * that interest, being pure, does not take).  Buffered input that no
+ * readiness will announce is dispatched in the next iteration: a zero
+ * delay fires then, never in this one, so a handle_read that leaves the
+ * bytes there cannot spin the loop. */
 static ASYNCORE__NOINLINE short ext_interest(asyncore_dispatcher *d, short want)
 {
-    if (d->ext->accept_paused)
-        want &= ~EV_READ;
-    if (d->ext->tls != NULL && !d->closed)
-        want = asyncore__tls_interest(d, want);
+    static const struct timeval now = { 0, 0 };
+    const struct asyncore__transport_ops *tp = d->ext->transport;
+
+    want &= (short)~d->ext->withheld;
+    if (tp == NULL || d->closed)
+        return want;
+    if (tp->update != NULL)
+        tp->update(d, want);
+    if (tp->interest != NULL)
+        want = tp->interest(d, want);
+    if (want & ASYNCORE__EV_PENDING) {
+        want &= (short)~ASYNCORE__EV_PENDING;
+        if (d->ext->redispatch != NULL)
+            evtimer_add(d->ext->redispatch, &now);
+    }
     return want;
 }
 
@@ -202,15 +319,39 @@ static ASYNCORE__ALWAYS_INLINE void interest_update_held(asyncore_dispatcher *d)
         interest_change(d, want);
 }
 
-/* tls.c takes the readiness it needs (handshake, its pending output) and
- * says which hooks the rest stands for; timeout.c notes the activity. */
+/* The transport takes the readiness it needs (a handshake, its pending
+ * output) and says which hooks the rest stands for, or that its connect
+ * stage runs now; then the watchers note the activity.  The dispatch holds
+ * @d; one that closed gets no hook. */
 static ASYNCORE__NOINLINE short ext_event(asyncore_dispatcher *d, short what)
 {
-    if (d->ext->tls != NULL)
-        what = asyncore__tls_event(d, what);
-    if (d->ext->timeouts != NULL) /* a timestamp, no timer */
-        asyncore__timeout_activity(d);
-    return what;
+    const struct asyncore__transport_ops *tp = d->ext->transport;
+
+    if (tp != NULL && tp->event != NULL) {
+        what = tp->event(d, what);
+        if (what & ASYNCORE__EV_CONNECT) {
+            if (!d->closed)
+                asyncore__connect_event(d);
+            /* Readiness that served the connect is used up; the hooks get
+             * theirs in the next iteration, once the interest is the
+             * user's. */
+            what = 0;
+        }
+    }
+    if (!d->closed)
+        watchers_activity(d);
+    return d->closed ? 0 : what;
+}
+
+/* A transport's buffered input (ASYNCORE__EV_PENDING): a dispatch without
+ * readiness, which its event turns into a read if readable() still holds. */
+static void redispatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    asyncore_dispatcher *d = arg;
+
+    (void)fd;
+    (void)what;
+    asyncore__event_cb(d->fd, 0, d);
 }
 
 /*
@@ -393,10 +534,56 @@ void asyncore__interest_disarm(asyncore_dispatcher *d)
     if (d->armed)
         event_del(asyncore__event(d));
     set_armed(d, 0);
-    /* defaults.c: the accept back-off goes with the interest it suspends. */
-    if (ASYNCORE__EXT(d, accept_backoff) != NULL) {
-        asyncore_timer_cancel(d->ext->accept_backoff);
-        d->ext->accept_backoff = NULL;
-        d->ext->accept_paused = 0;
+    /* What a watcher keeps of the interest goes with it. */
+    if (d->ext != NULL)
+        watchers_each(d, W_DISARM);
+}
+
+/* ---- installing extensions -------------------------------------------- */
+
+int asyncore__transport_set(asyncore_dispatcher *d,
+                            const struct asyncore__transport_ops *ops,
+                            void *state)
+{
+    struct asyncore__ext *x = asyncore__ext(d);
+
+    if (x == NULL)
+        return -1;
+    /* Only an interest can ask for a redispatch. */
+    if (ops->interest != NULL && x->redispatch == NULL &&
+        (x->redispatch = evtimer_new(d->map->base, redispatch_cb, d)) == NULL) {
+        errno = ENOMEM;
+        return -1;
     }
+    x->transport = ops;
+    x->transport_state = state;
+    return 0;
+}
+
+void asyncore__transport_clear(asyncore_dispatcher *d)
+{
+    if (d->ext == NULL)
+        return;
+    d->ext->transport = NULL;
+    d->ext->transport_state = NULL;
+}
+
+int asyncore__watch_set(asyncore_dispatcher *d, int slot,
+                        const struct asyncore__watcher_ops *ops, void *state)
+{
+    struct asyncore__ext *x = asyncore__ext(d);
+
+    if (x == NULL)
+        return -1;
+    x->watch[slot].ops = ops;
+    x->watch[slot].state = state;
+    return 0;
+}
+
+void asyncore__watch_clear(asyncore_dispatcher *d, int slot)
+{
+    if (d->ext == NULL)
+        return;
+    d->ext->watch[slot].ops = NULL;
+    d->ext->watch[slot].state = NULL;
 }

@@ -1,5 +1,7 @@
 /*
- * file.c -- file_dispatcher: a dispatcher over a pipe, tty or file.
+ * file.c -- file_dispatcher: a dispatcher over a pipe, tty or file.  Its
+ * transport moves the bytes with read/write, as asyncore's file_wrapper
+ * does; it has no connect stage, no interest and no readiness of its own.
  */
 #include "config.h"
 
@@ -13,7 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#include "asyncore-internal.h"
+#include "ext.h"
 
 /*
  * Whether epoll can watch @fd.  Besides regular files and block devices it
@@ -45,8 +47,7 @@ static int epoll_can_watch(int fd)
  * and is left alone.  Three more system calls per write, for file
  * dispatchers only; a write that did not fail with EPIPE costs no wait.
  */
-ssize_t asyncore__file_write(asyncore_dispatcher *d, const void *buf,
-                             size_t len)
+static ssize_t file_write(asyncore_dispatcher *d, const void *buf, size_t len)
 {
     static const struct timespec zero = { 0, 0 };
     sigset_t pipe_set, old, pending;
@@ -72,6 +73,17 @@ ssize_t asyncore__file_write(asyncore_dispatcher *d, const void *buf,
     return n;
 }
 
+static ssize_t file_read(asyncore_dispatcher *d, void *buf, size_t len)
+{
+    return read(d->fd, buf, len);
+}
+
+static const struct asyncore__transport_ops file_transport = {
+    .name = "file",
+    .send = file_write,
+    .recv = file_read,
+};
+
 asyncore_dispatcher *asyncore_file_dispatcher_new(asyncore_map *map,
                                                   const asyncore_handlers *handlers,
                                                   void *user_data, int fd)
@@ -96,25 +108,25 @@ asyncore_dispatcher *asyncore_file_dispatcher_new(asyncore_map *map,
     if (flags < 0 || fcntl(dup_fd, F_SETFL, flags | O_NONBLOCK) < 0)
         goto fail;
     /* epoll refuses regular files; select and poll call them ready.  Those
-     * join map->always_ready through their d->ext, made here where running
-     * out of memory can still be a failed creation. */
+     * join map->always_ready through their d->ext, which carries the
+     * transport of every file dispatcher: made here, where running out of
+     * memory can still be a failed creation. */
     always_ready = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
                    (S_ISCHR(st.st_mode) && !epoll_can_watch(dup_fd));
     /* An always-ready file is never given to the backend. */
-    if (!always_ready && (resolved = asyncore__map_resolve(map)) != NULL &&
+    if (!always_ready && (resolved = asyncore__map_get(map)) != NULL &&
         !asyncore__fd_watchable(resolved, dup_fd))
         goto fail;
-    if (always_ready && (ext = calloc(1, sizeof(*ext))) == NULL)
+    if ((ext = calloc(1, sizeof(*ext))) == NULL)
         goto fail;
     d = asyncore_dispatcher_new(map, handlers, user_data);
     if (d == NULL) {
         free(ext);
         goto fail;
     }
-    if (ext != NULL) {
-        ext->d = d;
-        d->ext = ext;
-    }
+    ext->d = d;
+    ext->transport = &file_transport; /* no interest: no redispatch */
+    d->ext = ext;
     d->io_kind = ASYNCORE__IO_FILE;
     d->file_socket = S_ISSOCK(st.st_mode) != 0;
     d->always_ready = always_ready != 0;

@@ -167,7 +167,7 @@ int asyncore_loop(asyncore_map *map, double timeout, int count)
 {
     int rc = 0;
 
-    map = asyncore__map_resolve(map);
+    map = asyncore__map_get(map);
     if (map == NULL)
         return -1;
     if (isnan(timeout)) {
@@ -216,7 +216,7 @@ int asyncore_poll(asyncore_map *map, double timeout)
 
 int asyncore_loop_stop(asyncore_map *map)
 {
-    map = asyncore__map_resolve(map);
+    map = asyncore__map_get(map);
     if (map == NULL) {
         errno = EINVAL;
         return -1;

@@ -125,6 +125,15 @@ static int map_in_use(asyncore_map *map)
     return 0;
 }
 
+static void map_ext_free(asyncore_map *map)
+{
+    int i;
+
+    for (i = 0; i < ASYNCORE__MAP_SLOTS; i++)
+        if (map->ext[i].free != NULL && map->ext[i].state != NULL)
+            map->ext[i].free(map);
+}
+
 int asyncore_map_free(asyncore_map *map)
 {
     /* NULL is the default map, as everywhere; without one there is
@@ -143,7 +152,7 @@ int asyncore_map_free(asyncore_map *map)
     detach_held(map);
     asyncore__urgent_free(map);
     asyncore__thread_free(map);
-    asyncore__resolve_map_free(map); /* resolve.c: cancelled look-ups, evdns */
+    map_ext_free(map); /* the extensions' per-map state */
     event_free(map->timer);
     if (map->bridge != NULL) /* events.c */
         event_free(map->bridge);
@@ -178,26 +187,26 @@ int asyncore__fd_watchable(const asyncore_map *map, int fd)
 }
 
 /* Every public entry point taking a map treats NULL as the default map. */
-asyncore_map *asyncore__map_resolve(asyncore_map *map)
+asyncore_map *asyncore__map_get(asyncore_map *map)
 {
     return map != NULL ? map : asyncore_map_default();
 }
 
 struct event_base *asyncore_map_base(asyncore_map *map)
 {
-    map = asyncore__map_resolve(map);
+    map = asyncore__map_get(map);
     return map != NULL ? map->base : NULL;
 }
 
 size_t asyncore_map_count(asyncore_map *map)
 {
-    map = asyncore__map_resolve(map);
+    map = asyncore__map_get(map);
     return map != NULL ? map->count : 0;
 }
 
 int asyncore_map_set_reevaluate(asyncore_map *map, int on)
 {
-    map = asyncore__map_resolve(map);
+    map = asyncore__map_get(map);
     if (map == NULL) {
         errno = EINVAL;
         return -1;
@@ -210,7 +219,7 @@ int asyncore_map_set_reevaluate(asyncore_map *map, int on)
 
 int asyncore_map_set_log(asyncore_map *map, asyncore_log_fn fn, void *arg)
 {
-    map = asyncore__map_resolve(map);
+    map = asyncore__map_get(map);
     if (map == NULL) {
         errno = EINVAL;
         return -1;
@@ -222,7 +231,7 @@ int asyncore_map_set_log(asyncore_map *map, asyncore_log_fn fn, void *arg)
 
 int asyncore_map_set_ignore_log_types(asyncore_map *map, unsigned mask)
 {
-    map = asyncore__map_resolve(map);
+    map = asyncore__map_get(map);
     if (map == NULL || mask > 0xff) {
         errno = EINVAL;
         return -1;
@@ -241,7 +250,7 @@ int asyncore_close_all(asyncore_map *map)
 {
     asyncore_dispatcher *d;
 
-    map = asyncore__map_resolve(map);
+    map = asyncore__map_get(map);
     if (map == NULL)
         return 0;
     while ((d = TAILQ_FIRST(&map->dispatchers)) != NULL)

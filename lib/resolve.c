@@ -4,8 +4,9 @@
  * A name goes to evdns_getaddrinfo() on the map's event_base.  While it is
  * looked up the dispatcher is connecting but watches no socket; the answer's
  * addresses are then tried one after the other through asyncore_connect(),
- * the next one whenever an attempt fails (events.c hands us the connect's
- * outcome while d->ext->resolve is set).  See asyncore/resolve.h for the
+ * the next one whenever an attempt fails.  A watcher (core.h): the core
+ * hands it each connect's outcome while the dispatcher's slot holds one
+ * (connect_done), and asyncore_close() cancels it (close).  See asyncore/resolve.h for the
  * rules.
  */
 #include "config.h"
@@ -19,140 +20,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 
-#include <event2/dns.h>
-#include <event2/util.h>
-
-#include "asyncore-internal.h"
-
-/*
- * One connect by name.  While evdns works on it (req != NULL) it is on its
- * map's list of look-ups, and evdns owns it: only lookup_cb() frees it.
- * Afterwards it lives on as d->ext->resolve while an attempt at one of its
- * addresses is in progress, keeping the addresses left to try.
- */
-struct asyncore__resolve {
-    asyncore_dispatcher *d;     /* NULL once asyncore_close() cancelled */
-    asyncore_map *map;          /* NULL once off the map's list */
-    struct asyncore__resolve *next_lookup, **prev_lookup;
-    struct evdns_getaddrinfo_request *req;
-    struct evutil_addrinfo *res;  /* the answer, freed with us */
-    struct evutil_addrinfo *next; /* the next address to try */
-    struct event *retry;          /* runs the next attempt, see below */
-    int answer;                   /* an answer given at once: EVUTIL_EAI_* */
-    int set_aside;                /* the caller's socket during the look-up */
-    unsigned in_call : 1;         /* evdns_getaddrinfo() is on the stack */
-    unsigned counted : 1;         /* map->count holds the socket-less one */
-    unsigned own_socket : 1;      /* this attempt's socket was made for it */
-    unsigned retrying : 1;        /* the retry event is active */
-};
-
-static void lookup_cb(int result, struct evutil_addrinfo *res, void *arg);
-
-/* ---- the map's resolver --------------------------------------------------- */
-
-/*
- * EVDNS_BASE_DISABLE_WHEN_INACTIVE keeps an idle resolver from holding the
- * event_base busy.  libevent 2.1.12 ignores that flag for the name servers
- * that EVDNS_BASE_INITIALIZE_NAMESERVERS adds (it is applied after them), so
- * the system's configuration is parsed as a second step.  DNS_OPTIONS_ALL
- * includes DNS_OPTION_HOSTSFILE: /etc/hosts is read there too.
- */
-static struct evdns_base *system_dns(struct event_base *base)
-{
-    struct evdns_base *dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-
-    if (dns == NULL) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    /* 1 (no resolv.conf) still leaves evdns's default, 127.0.0.1. */
-    if (evdns_base_resolv_conf_parse(dns, DNS_OPTIONS_ALL, "/etc/resolv.conf") > 1) {
-        evdns_base_free(dns, 0);
-        errno = ENOMEM;
-        return NULL;
-    }
-    return dns;
-}
-
-struct evdns_base *asyncore_map_dns(asyncore_map *map)
-{
-    map = asyncore__map_resolve(map);
-    if (map == NULL) {
-        errno = EINVAL;
-        return NULL;
-    }
-    if (map->dns == NULL)
-        map->dns = system_dns(map->base);
-    return map->dns;
-}
-
-int asyncore_map_set_dns(asyncore_map *map, struct evdns_base *dns)
-{
-    map = asyncore__map_resolve(map);
-    if (map == NULL) {
-        errno = EINVAL;
-        return -1;
-    }
-    /* evdns still holds our look-ups, and a hook may be inside one. */
-    if (map->lookups != NULL || map->running) {
-        errno = EBUSY;
-        return -1;
-    }
-    if (map->dns != NULL && map->dns != dns)
-        evdns_base_free(map->dns, 0);
-    map->dns = dns;
-    return 0;
-}
-
-static void link_lookup(asyncore_map *map, struct asyncore__resolve *r)
-{
-    r->map = map;
-    r->next_lookup = map->lookups;
-    if (map->lookups != NULL)
-        map->lookups->prev_lookup = &r->next_lookup;
-    r->prev_lookup = &map->lookups;
-    map->lookups = r;
-}
-
-static void unlink_lookup(struct asyncore__resolve *r)
-{
-    if (r->map == NULL)
-        return;
-    *r->prev_lookup = r->next_lookup;
-    if (r->next_lookup != NULL)
-        r->next_lookup->prev_lookup = r->prev_lookup;
-    r->map = NULL;
-}
-
-/*
- * asyncore_close_all() cancelled every look-up; evdns reports each
- * cancellation from a deferred callback, so the loop has to run before the
- * resolver (and the event_base) can go.
- */
-void asyncore__resolve_map_free(asyncore_map *map)
-{
-    int i;
-
-    for (i = 0; map->lookups != NULL && i < 16; i++)
-        if (event_base_loop(map->base, EVLOOP_NONBLOCK) < 0)
-            break; /* called from inside the base's own loop */
-    if (map->lookups != NULL) {
-        /* Their callbacks will run later and must not find the map; the
-         * resolver stays allocated, as evdns reads it in those callbacks. */
-        while (map->lookups != NULL)
-            unlink_lookup(map->lookups);
-        map->dns = NULL;
-        return;
-    }
-    if (map->dns != NULL) {
-        evdns_base_free(map->dns, 0);
-        map->dns = NULL;
-        /* Freeing cancels a name server probe in flight, reported from the
-         * loop as well: let it finish before the base goes. */
-        if (map->own_base)
-            (void)event_base_loop(map->base, EVLOOP_NONBLOCK);
-    }
-}
+#include "ext.h"
 
 /* ---- names ------------------------------------------------------------------ */
 
@@ -182,6 +50,207 @@ static int is_invalid_name(const char *host)
     if (n < t || strncasecmp(host + n - t, tld, t) != 0)
         return 0;
     return n == t || host[n - t - 1] == '.';
+}
+
+#if ASYNCORE_WITH_RESOLVE
+
+#include <event2/dns.h>
+#include <event2/util.h>
+
+/*
+ * One connect by name.  While evdns works on it (req != NULL) it is on its
+ * map's list of look-ups, and evdns owns it: only lookup_cb() frees it.
+ * Afterwards it lives on in d's watcher slot while an attempt at one of its
+ * addresses is in progress, keeping the addresses left to try.
+ */
+struct asyncore__resolve {
+    asyncore_dispatcher *d;     /* NULL once asyncore_close() cancelled */
+    asyncore_map *map;          /* NULL once off the map's list */
+    struct asyncore__resolve *next_lookup, **prev_lookup;
+    struct evdns_getaddrinfo_request *req;
+    struct evutil_addrinfo *res;  /* the answer, freed with us */
+    struct evutil_addrinfo *next; /* the next address to try */
+    struct event *retry;          /* runs the next attempt, see below */
+    int answer;                   /* an answer given at once: EVUTIL_EAI_* */
+    int set_aside;                /* the caller's socket during the look-up */
+    unsigned in_call : 1;         /* evdns_getaddrinfo() is on the stack */
+    unsigned counted : 1;         /* map->count holds the socket-less one */
+    unsigned own_socket : 1;      /* this attempt's socket was made for it */
+    unsigned retrying : 1;        /* the retry event is active */
+};
+
+static void lookup_cb(int result, struct evutil_addrinfo *res, void *arg);
+
+static const struct asyncore__watcher_ops resolve_watcher;
+static void resolve_close(asyncore_dispatcher *d);
+
+/* d's connect by name in progress, or NULL. */
+static struct asyncore__resolve *resolve_of(const asyncore_dispatcher *d)
+{
+    return asyncore__watch_state(d, ASYNCORE__WATCH_RESOLVE);
+}
+
+/* Make @r d's (the slot exists: asyncore__resolve_connect made the block),
+ * or d's no longer. */
+static void resolve_set(asyncore_dispatcher *d, struct asyncore__resolve *r)
+{
+    if (r != NULL)
+        (void)asyncore__watch_set(d, ASYNCORE__WATCH_RESOLVE, &resolve_watcher, r);
+    else
+        asyncore__watch_clear(d, ASYNCORE__WATCH_RESOLVE);
+}
+
+/* A map's resolver (the map's slot): NULL until first used. */
+struct resolver {
+    struct evdns_base *dns;
+    /* The look-ups evdns has not reported back yet, cancelled ones too. */
+    struct asyncore__resolve *lookups;
+};
+
+static void resolver_map_free(asyncore_map *map);
+
+static struct resolver *resolver_of(const asyncore_map *map)
+{
+    return map->ext[ASYNCORE__MAP_RESOLVER].state;
+}
+
+/* The map's resolver, made on first use; NULL with ENOMEM. */
+static struct resolver *resolver_get(asyncore_map *map)
+{
+    struct resolver *rs = resolver_of(map);
+
+    if (rs == NULL) {
+        if ((rs = calloc(1, sizeof(*rs))) == NULL) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        map->ext[ASYNCORE__MAP_RESOLVER].state = rs;
+        map->ext[ASYNCORE__MAP_RESOLVER].free = resolver_map_free;
+    }
+    return rs;
+}
+
+/* ---- the map's resolver --------------------------------------------------- */
+
+/*
+ * EVDNS_BASE_DISABLE_WHEN_INACTIVE keeps an idle resolver from holding the
+ * event_base busy.  libevent 2.1.12 ignores that flag for the name servers
+ * that EVDNS_BASE_INITIALIZE_NAMESERVERS adds (it is applied after them), so
+ * the system's configuration is parsed as a second step.  DNS_OPTIONS_ALL
+ * includes DNS_OPTION_HOSTSFILE: /etc/hosts is read there too.
+ */
+static struct evdns_base *system_dns(struct event_base *base)
+{
+    struct evdns_base *dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+
+    if (dns == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* 1 (no resolv.conf) still leaves evdns's default, 127.0.0.1. */
+    if (evdns_base_resolv_conf_parse(dns, DNS_OPTIONS_ALL, "/etc/resolv.conf") > 1) {
+        evdns_base_free(dns, 0);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return dns;
+}
+
+struct evdns_base *asyncore_map_dns(asyncore_map *map)
+{
+    struct resolver *rs;
+
+    map = asyncore__map_get(map);
+    if (map == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if ((rs = resolver_get(map)) == NULL)
+        return NULL;
+    if (rs->dns == NULL)
+        rs->dns = system_dns(map->base);
+    return rs->dns;
+}
+
+int asyncore_map_set_dns(asyncore_map *map, struct evdns_base *dns)
+{
+    struct resolver *rs;
+
+    map = asyncore__map_get(map);
+    if (map == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    rs = resolver_of(map);
+    /* evdns still holds our look-ups, and a hook may be inside one. */
+    if ((rs != NULL && rs->lookups != NULL) || map->running) {
+        errno = EBUSY;
+        return -1;
+    }
+    if (rs == NULL && dns == NULL)
+        return 0;
+    if (rs == NULL && (rs = resolver_get(map)) == NULL)
+        return -1;
+    if (rs->dns != NULL && rs->dns != dns)
+        evdns_base_free(rs->dns, 0);
+    rs->dns = dns;
+    return 0;
+}
+
+/* On the map's list (its resolver exists: the look-up used its evdns). */
+static void link_lookup(asyncore_map *map, struct asyncore__resolve *r)
+{
+    struct resolver *rs = resolver_of(map);
+
+    r->map = map;
+    r->next_lookup = rs->lookups;
+    if (rs->lookups != NULL)
+        rs->lookups->prev_lookup = &r->next_lookup;
+    r->prev_lookup = &rs->lookups;
+    rs->lookups = r;
+}
+
+static void unlink_lookup(struct asyncore__resolve *r)
+{
+    if (r->map == NULL)
+        return;
+    *r->prev_lookup = r->next_lookup;
+    if (r->next_lookup != NULL)
+        r->next_lookup->prev_lookup = r->prev_lookup;
+    r->map = NULL;
+}
+
+/*
+ * asyncore_close_all() cancelled every look-up; evdns reports each
+ * cancellation from a deferred callback, so the loop has to run before the
+ * resolver (and the event_base) can go.
+ */
+static void resolver_map_free(asyncore_map *map)
+{
+    struct resolver *rs = resolver_of(map);
+    int i;
+
+    map->ext[ASYNCORE__MAP_RESOLVER].state = NULL;
+    for (i = 0; rs->lookups != NULL && i < 16; i++)
+        if (event_base_loop(map->base, EVLOOP_NONBLOCK) < 0)
+            break; /* called from inside the base's own loop */
+    if (rs->lookups != NULL) {
+        /* Their callbacks will run later and must not find the map; the
+         * evdns_base stays allocated, as evdns reads it in those
+         * callbacks. */
+        while (rs->lookups != NULL)
+            unlink_lookup(rs->lookups);
+        free(rs);
+        return;
+    }
+    if (rs->dns != NULL) {
+        evdns_base_free(rs->dns, 0);
+        /* Freeing cancels a name server probe in flight, reported from the
+         * loop as well: let it finish before the base goes. */
+        if (map->own_base)
+            (void)event_base_loop(map->base, EVLOOP_NONBLOCK);
+    }
+    free(rs);
 }
 
 /* evdns_getaddrinfo()'s errors as errno values (see resolve.h). */
@@ -245,7 +314,7 @@ static int attempt(asyncore_dispatcher *d, struct asyncore__resolve *r,
 
 /*
  * Try the addresses from r->next on until an attempt starts.  Returns 0 when
- * one did (connected at once, or in progress: then r is d->ext->resolve
+ * one did (connected at once, or in progress: then r is in d's slot
  * until its outcome), -1 with errno when none could; *tried tells whether
  * any usable address was there.  r is d's or freed on return, never both.
  * No hook is called here but those of asyncore_connect() itself.
@@ -265,7 +334,7 @@ static int try_addresses(asyncore_dispatcher *d, struct asyncore__resolve *r,
         if (attempt(d, r, ai) == 0) {
             if (!d->closed && d->connecting && !d->connected) {
                 r->d = d;
-                d->ext->resolve = r;
+                resolve_set(d, r);
             } else
                 free_resolve(r);
             return 0;
@@ -303,7 +372,7 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     r->retrying = 0;
     asyncore__hold(d);
-    d->ext->resolve = NULL;
+    resolve_set(d, NULL);
     if (d->fd >= 0)
         asyncore__drop_socket(d);
     if (try_addresses(d, r, &tried) < 0)
@@ -311,23 +380,26 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
     asyncore__release(d);
 }
 
-/* Called by asyncore__connect_event() while d->ext->resolve is set: 1 when
- * the outcome is ours (the next address is tried), 0 to let it go on. */
-int asyncore__resolve_connect_event(asyncore_dispatcher *d, int err)
+/* The watcher's connect_done, while d's slot holds a connect by name: 1
+ * when the outcome is ours (the next address is tried), 0 to let it go on.
+ * Only the socket's stage concerns it: once connected, it is gone. */
+static int resolve_connect_done(asyncore_dispatcher *d, int err, int over)
 {
-    struct asyncore__resolve *r = d->ext->resolve;
+    struct asyncore__resolve *r = resolve_of(d);
+
+    (void)over;
 
     if (r->retrying)
         return 1; /* the failed attempt's readiness, reported again */
     if (err == 0 || r->next == NULL || !r->own_socket) {
-        d->ext->resolve = NULL; /* connected, or nothing else to try */
+        resolve_set(d, NULL); /* connected, or nothing else to try */
         free_resolve(r);
         return 0;
     }
     if (r->retry == NULL)
         r->retry = event_new(d->map->base, -1, 0, retry_cb, r);
     if (r->retry == NULL) {
-        d->ext->resolve = NULL;
+        resolve_set(d, NULL);
         free_resolve(r);
         return 0;
     }
@@ -356,7 +428,7 @@ static void wait_for_answer(asyncore_dispatcher *d, struct asyncore__resolve *r)
     }
     d->connecting = 1;
     d->connect_done = 0;
-    d->ext->resolve = r;
+    resolve_set(d, r);
     asyncore__hold_long(d); /* the look-up's, until lookup_cb or close */
 }
 
@@ -364,7 +436,7 @@ static void wait_for_answer(asyncore_dispatcher *d, struct asyncore__resolve *r)
  * accepts. */
 static void end_wait(asyncore_dispatcher *d, struct asyncore__resolve *r)
 {
-    d->ext->resolve = NULL;
+    resolve_set(d, NULL);
     d->connecting = 0;
     if (r->set_aside >= 0) {
         d->fd = r->set_aside;
@@ -427,6 +499,12 @@ static int answered_at_once(asyncore_dispatcher *d, struct asyncore__resolve *r)
     return try_addresses(d, r, &tried);
 }
 
+static const struct asyncore__watcher_ops resolve_watcher = {
+    .name = "resolve",
+    .connect_done = resolve_connect_done,
+    .close = resolve_close,
+};
+
 int asyncore__resolve_connect(asyncore_dispatcher *d, const char *host,
                               unsigned port)
 {
@@ -435,7 +513,7 @@ int asyncore__resolve_connect(asyncore_dispatcher *d, const char *host,
     struct evdns_base *dns;
     char service[8];
 
-    if (ASYNCORE__EXT(d, resolve) != NULL || d->connecting || d->connected ||
+    if (resolve_of(d) != NULL || d->connecting || d->connected ||
         d->accepting) {
         errno = EISCONN;
         return -1;
@@ -445,7 +523,7 @@ int asyncore__resolve_connect(asyncore_dispatcher *d, const char *host,
         return -1;
     }
     dns = asyncore_map_dns(d->map);
-    if (dns == NULL || asyncore__ext(d) == NULL) /* d->ext->resolve below */
+    if (dns == NULL || asyncore__ext(d) == NULL) /* d's watcher slot below */
         return -1;
     r = calloc(1, sizeof(*r));
     if (r == NULL)
@@ -467,15 +545,16 @@ int asyncore__resolve_connect(asyncore_dispatcher *d, const char *host,
 }
 
 /*
- * asyncore_close() while d->ext->resolve is set.  During the look-up, evdns
+ * asyncore_close() while d's slot holds a connect by name (the watcher's
+ * close).  During the look-up, evdns
  * still owns r: it is cancelled (lookup_cb then runs with EVUTIL_EAI_CANCEL,
  * later, and finds no dispatcher).  During an attempt, the addresses left go.
  */
-void asyncore__resolve_cancel(asyncore_dispatcher *d)
+static void resolve_close(asyncore_dispatcher *d)
 {
-    struct asyncore__resolve *r = d->ext->resolve;
+    struct asyncore__resolve *r = resolve_of(d);
 
-    d->ext->resolve = NULL;
+    resolve_set(d, NULL);
     if (r->req == NULL) {
         free_resolve(r);
         return;
@@ -492,3 +571,38 @@ void asyncore__resolve_cancel(asyncore_dispatcher *d)
     evdns_getaddrinfo_cancel(r->req);
     asyncore__release_long(d); /* the look-up's; asyncore_close holds too */
 }
+
+#else /* !ASYNCORE_WITH_RESOLVE */
+
+/* Configured --disable-resolve: no evdns.  Numeric hosts keep their
+ * synchronous path (addr.c); a name fails with ENOTSUP once the checks
+ * every build makes have passed. */
+
+struct evdns_base *asyncore_map_dns(asyncore_map *map)
+{
+    (void)map;
+    errno = ENOTSUP;
+    return NULL;
+}
+
+int asyncore_map_set_dns(asyncore_map *map, struct evdns_base *dns)
+{
+    (void)map;
+    (void)dns;
+    errno = ENOTSUP;
+    return -1;
+}
+
+int asyncore__resolve_connect(asyncore_dispatcher *d, const char *host,
+                              unsigned port)
+{
+    (void)port;
+    if (d->connecting || d->connected || d->accepting) {
+        errno = EISCONN;
+        return -1;
+    }
+    errno = is_invalid_name(host) ? EHOSTUNREACH : ENOTSUP;
+    return -1;
+}
+
+#endif /* ASYNCORE_WITH_RESOLVE */

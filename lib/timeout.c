@@ -7,8 +7,8 @@
  * so no timeout callback can reach a closed dispatcher.
  *
  * The idle timer is not re-armed on every dispatch: that would cost a
- * heap operation per read.  A dispatch only stores the time
- * (events.c); when the timer expires it compares with that time and, if
+ * heap operation per read.  A dispatch only stores the time (the
+ * watcher's activity hook); when the timer expires it compares with that time and, if
  * the dispatcher was active meanwhile, sleeps again for the remainder.
  * The time is CLOCK_MONOTONIC (a vDSO read, no lock, unlike
  * event_base_gettimeofday_cached() on a threaded base), so a wall clock
@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "asyncore-internal.h"
+#include "ext.h"
 
 /* An idle timer that fires this close to its deadline counts as expired:
  * libevent measured its delay from its cached time, which may be a little
@@ -59,16 +59,32 @@ static int to_timeval(double s, struct timeval *tv)
     return 0;
 }
 
+static const struct asyncore__watcher_ops timeouts_watcher;
+
+/* The dispatcher's block (its watcher slot), or NULL. */
+static struct asyncore__timeouts *timeouts_of(const asyncore_dispatcher *d)
+{
+    return asyncore__watch_state(d, ASYNCORE__WATCH_TIMEOUTS);
+}
+
 /* The dispatcher's block, made on first use; NULL with ENOMEM. */
 static struct asyncore__timeouts *timeouts_get(asyncore_dispatcher *d)
 {
-    struct asyncore__ext *x = asyncore__ext(d);
+    struct asyncore__timeouts *to = timeouts_of(d);
 
-    if (x == NULL)
-        return NULL;
-    if (x->timeouts == NULL && (x->timeouts = calloc(1, sizeof(*x->timeouts))) == NULL)
+    if (to != NULL)
+        return to;
+    if ((to = calloc(1, sizeof(*to))) == NULL) {
         errno = ENOMEM;
-    return x->timeouts;
+        return NULL;
+    }
+    if (asyncore__watch_set(d, ASYNCORE__WATCH_TIMEOUTS, &timeouts_watcher,
+                            to) < 0) {
+        free(to);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return to;
 }
 
 static void drop_event(struct event **ev)
@@ -78,13 +94,14 @@ static void drop_event(struct event **ev)
     *ev = NULL;
 }
 
-void asyncore__timeouts_free(asyncore_dispatcher *d)
+/* asyncore_close(): no timeout fires from now on. */
+static void timeouts_close(asyncore_dispatcher *d)
 {
-    struct asyncore__timeouts *to = ASYNCORE__EXT(d, timeouts);
+    struct asyncore__timeouts *to = timeouts_of(d);
 
     if (to == NULL)
         return;
-    d->ext->timeouts = NULL;
+    asyncore__watch_clear(d, ASYNCORE__WATCH_TIMEOUTS);
     drop_event(&to->connect_ev);
     drop_event(&to->idle_ev);
     free(to);
@@ -100,7 +117,7 @@ void asyncore__timeouts_free(asyncore_dispatcher *d)
 static void connect_expired(evutil_socket_t fd, short what, void *arg)
 {
     asyncore_dispatcher *d = arg;
-    unsigned attempt = d->ext->timeouts->attempt;
+    unsigned attempt = timeouts_of(d)->attempt;
 
     (void)fd;
     (void)what;
@@ -109,14 +126,14 @@ static void connect_expired(evutil_socket_t fd, short what, void *arg)
     asyncore__hold(d);
     asyncore_handle_error(d, ETIMEDOUT, "connect");
     if (!d->closed && d->connecting && d->fd >= 0 &&
-        d->ext->timeouts->attempt == attempt)
+        timeouts_of(d)->attempt == attempt)
         asyncore__drop_socket(d);
     asyncore__release(d);
 }
 
-void asyncore__timeout_connect_start(asyncore_dispatcher *d)
+static void timeouts_connect_start(asyncore_dispatcher *d)
 {
-    struct asyncore__timeouts *to = ASYNCORE__EXT(d, timeouts);
+    struct asyncore__timeouts *to = timeouts_of(d);
 
     if (to == NULL || to->connect_ev == NULL)
         return;
@@ -124,12 +141,17 @@ void asyncore__timeout_connect_start(asyncore_dispatcher *d)
     evtimer_add(to->connect_ev, &to->connect_tv);
 }
 
-void asyncore__timeout_connect_done(asyncore_dispatcher *d)
+/* This attempt is over -- unless a transport's stage follows the socket's
+ * (a TLS handshake is still part of connecting: handle_connect waits for
+ * it), so the clock runs on until @over. */
+static int timeouts_connect_done(asyncore_dispatcher *d, int err, int over)
 {
-    struct asyncore__timeouts *to = ASYNCORE__EXT(d, timeouts);
+    struct asyncore__timeouts *to = timeouts_of(d);
 
-    if (to != NULL && to->connect_ev != NULL)
+    (void)err;
+    if (over && to != NULL && to->connect_ev != NULL)
         evtimer_del(to->connect_ev);
+    return 0;
 }
 
 int asyncore_set_connect_timeout(asyncore_dispatcher *d, double seconds)
@@ -140,8 +162,8 @@ int asyncore_set_connect_timeout(asyncore_dispatcher *d, double seconds)
     if (asyncore__check(d) < 0 || to_timeval(seconds, &tv) < 0)
         return -1;
     if (seconds == 0) {
-        if (ASYNCORE__EXT(d, timeouts) != NULL)
-            drop_event(&d->ext->timeouts->connect_ev);
+        if (timeouts_of(d) != NULL)
+            drop_event(&timeouts_of(d)->connect_ev);
         return 0;
     }
     if ((to = timeouts_get(d)) == NULL)
@@ -159,16 +181,19 @@ int asyncore_set_connect_timeout(asyncore_dispatcher *d, double seconds)
 
 /* ---- idle ------------------------------------------------------------------ */
 
-void asyncore__timeout_activity(asyncore_dispatcher *d)
+/* A dispatch: a timestamp, no timer. */
+static void timeouts_activity(asyncore_dispatcher *d)
 {
-    if (d->ext->timeouts->idle_ev != NULL)
-        d->ext->timeouts->last = now();
+    struct asyncore__timeouts *to = timeouts_of(d);
+
+    if (to->idle_ev != NULL)
+        to->last = now();
 }
 
 static void idle_expired(evutil_socket_t fd, short what, void *arg)
 {
     asyncore_dispatcher *d = arg;
-    struct asyncore__timeouts *to = d->ext->timeouts;
+    struct asyncore__timeouts *to = timeouts_of(d);
     double t = now(), left = to->last + to->idle - t;
     struct timeval tv;
 
@@ -185,7 +210,7 @@ static void idle_expired(evutil_socket_t fd, short what, void *arg)
     ASYNCORE__HOOK(d, handle_timeout)(d);
     /* The hook may have closed @d (freeing the block), turned the timeout
      * off or set a new one: look again. */
-    to = d->ext->timeouts;
+    to = timeouts_of(d);
     if (!d->closed && to != NULL && to->idle_ev != NULL &&
         !evtimer_pending(to->idle_ev, NULL))
         evtimer_add(to->idle_ev, &to->idle_tv);
@@ -200,8 +225,8 @@ int asyncore_set_idle_timeout(asyncore_dispatcher *d, double seconds)
     if (asyncore__check(d) < 0 || to_timeval(seconds, &tv) < 0)
         return -1;
     if (seconds == 0) {
-        if (ASYNCORE__EXT(d, timeouts) != NULL)
-            drop_event(&d->ext->timeouts->idle_ev);
+        if (timeouts_of(d) != NULL)
+            drop_event(&timeouts_of(d)->idle_ev);
         return 0;
     }
     if ((to = timeouts_get(d)) == NULL)
@@ -217,6 +242,14 @@ int asyncore_set_idle_timeout(asyncore_dispatcher *d, double seconds)
     evtimer_add(to->idle_ev, &tv);
     return 0;
 }
+
+static const struct asyncore__watcher_ops timeouts_watcher = {
+    .name = "timeouts",
+    .connect_start = timeouts_connect_start,
+    .connect_done = timeouts_connect_done,
+    .activity = timeouts_activity,
+    .close = timeouts_close,
+};
 
 void asyncore_default_handle_timeout(asyncore_dispatcher *d)
 {

@@ -96,7 +96,7 @@ static asyncore_timer *timer_new(asyncore_map *map, double seconds, int periodic
         errno = EINVAL;
         return NULL;
     }
-    map = asyncore__map_resolve(map);
+    map = asyncore__map_get(map);
     if (map == NULL)
         return NULL;
     t = calloc(1, event_offset() + event_get_struct_event_size());

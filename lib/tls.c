@@ -2,18 +2,20 @@
  * tls.c -- the TLS transport: OpenSSL under a dispatcher, driven by the
  * dispatcher's own event.
  *
- * The transport plugs into four places and nowhere else:
- *   io.c        asyncore__raw_send/recv pass plaintext through SSL_write/
- *               SSL_read (asyncore__tls_send/recv);
- *   events.c    before readiness is mapped to hooks, asyncore__tls_event()
- *               drives the handshake and the transport's own pending
- *               output, and says which hooks the readiness stands for;
- *               asyncore__tls_interest() turns readable()/writable() into
- *               what OpenSSL needs the socket for; asyncore__connect_event()
- *               hands over to asyncore__tls_connect_event() once TCP is up
- *               and asks it whether the handshake is done;
- *   dispatcher.c asyncore_close() sends close_notify (asyncore__tls_close)
- *               and the last release frees the state (asyncore__tls_free).
+ * A transport (core.h), reached through its table and nowhere else:
+ *   send, recv     plaintext through SSL_write/SSL_read;
+ *   event          before readiness is mapped to hooks: drives the
+ *                  transport's own pending output and close_notify, asks
+ *                  the core for the connect stage while handshaking, and
+ *                  says which hooks the readiness stands for;
+ *   update         a started transport on a connected socket begins its
+ *                  handshake (connected becomes connecting again);
+ *   interest       (pure) readable()/writable() as what OpenSSL needs the
+ *                  socket for, and whether decrypted input waits;
+ *   handshaking,   once TCP is up, connecting means the handshake: its
+ *   connect_event  steps, and whether it is done;
+ *   close          close_notify, one attempt, before the descriptor goes;
+ *   destroy        the state, kept past close for tls_last_error.
  * A class with buffers of its own (async_chat) takes part in a switch on a
  * live connection through struct asyncore__buffers_ops, registered once.
  *
@@ -42,7 +44,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "asyncore-internal.h"
+#include "ext.h"
+
+static const struct asyncore__transport_ops tls_transport;
+static void tls_destroy(asyncore_dispatcher *d);
 
 /* The most plaintext one record carries: one asyncore_send() at most. */
 #define TLS_CHUNK 16384
@@ -67,7 +72,6 @@ struct asyncore_tls_context {
 
 struct asyncore__tls {
     SSL *ssl;                 /* NULL once closed */
-    struct event *redispatch; /* delivers what SSL already decrypted */
     unsigned char *pend;      /* accepted plaintext SSL has not taken yet */
     size_t pend_off, pend_len;
     int fd;                   /* the BIO's socket */
@@ -100,6 +104,12 @@ struct asyncore__tls {
     unsigned peer_notify : 1; /* the peer's close_notify was read */
     char reason[256];
 };
+
+/* @d's TLS state, or NULL when its transport is not TLS. */
+static struct asyncore__tls *tls_of(const asyncore_dispatcher *d)
+{
+    return asyncore__transport_state(d, &tls_transport);
+}
 
 /* ---- the BIO: the dispatcher's socket, without SIGPIPE ------------------- */
 
@@ -213,7 +223,7 @@ static void bio_method_init(void)
 /* Connect the SSL to the dispatcher's socket: 0, or -1 (ENOMEM). */
 static int bind_socket(asyncore_dispatcher *d)
 {
-    struct asyncore__tls *t = d->ext->tls;
+    struct asyncore__tls *t = tls_of(d);
     BIO *b;
 
     pthread_once(&bio_once, bio_method_init);
@@ -293,8 +303,8 @@ static int classify(struct asyncore__tls *t, int e)
 /* The handshake failed with @err: report it once, with op "tls". */
 static int handshake_failed(asyncore_dispatcher *d, int err)
 {
-    d->ext->tls->phase = PHASE_FAILED;
-    d->ext->tls->fatal = 1;
+    tls_of(d)->phase = PHASE_FAILED;
+    tls_of(d)->fatal = 1;
     asyncore_handle_error(d, err, "tls");
     return -1;
 }
@@ -304,7 +314,7 @@ static int handshake_failed(asyncore_dispatcher *d, int err)
 /* 1 done, 0 waiting (hs_want says for what), -1 failed and reported. */
 static int handshake_step(asyncore_dispatcher *d)
 {
-    struct asyncore__tls *t = d->ext->tls;
+    struct asyncore__tls *t = tls_of(d);
     int r, e, err;
 
     ERR_clear_error();
@@ -366,7 +376,7 @@ static const struct asyncore__buffers_ops *buffers_of(const asyncore_dispatcher 
  */
 static int mark_queue(asyncore_dispatcher *d)
 {
-    struct asyncore__tls *t = d->ext->tls;
+    struct asyncore__tls *t = tls_of(d);
     int r = t->bufs != NULL ? t->bufs->mark_output(d) : 0;
 
     if (r < 0) {
@@ -381,7 +391,7 @@ static int mark_queue(asyncore_dispatcher *d)
 /* @n bytes of the queue that the switch waits for went out. */
 static void drain_account(asyncore_dispatcher *d, size_t n)
 {
-    struct asyncore__tls *t = d->ext->tls;
+    struct asyncore__tls *t = tls_of(d);
 
     if (!t->draining || t->drain_left == SIZE_MAX)
         return;
@@ -400,7 +410,7 @@ static int send_close_notify(asyncore_dispatcher *d);
  */
 void asyncore__output_drained(asyncore_dispatcher *d)
 {
-    struct asyncore__tls *t = ASYNCORE__EXT(d, tls);
+    struct asyncore__tls *t = tls_of(d);
 
     if (t == NULL || d->closed || !t->draining)
         return;
@@ -424,7 +434,7 @@ void asyncore__output_drained(asyncore_dispatcher *d)
  */
 static int begin_if_connected(asyncore_dispatcher *d)
 {
-    struct asyncore__tls *t = d->ext->tls;
+    struct asyncore__tls *t = tls_of(d);
     int r;
 
     if (t->phase != PHASE_PRE || !d->connected || d->fd < 0)
@@ -447,7 +457,7 @@ static int begin_if_connected(asyncore_dispatcher *d)
 /* Connected, nothing queued: connecting again, for the handshake. */
 static int begin_handshake(asyncore_dispatcher *d)
 {
-    struct asyncore__tls *t = d->ext->tls;
+    struct asyncore__tls *t = tls_of(d);
 
     if (bind_socket(d) < 0) {
         /* Still connected in asyncore's eyes: its hooks meet ENOTCONN. */
@@ -464,19 +474,20 @@ static int begin_handshake(asyncore_dispatcher *d)
     return 0;
 }
 
-int asyncore__tls_handshaking(const asyncore_dispatcher *d)
+static int tls_handshaking(const asyncore_dispatcher *d)
 {
-    const struct asyncore__tls *t = d->ext->tls;
+    const struct asyncore__tls *t = tls_of(d);
 
     return t->phase == PHASE_HANDSHAKE || t->phase == PHASE_FAILED ||
            t->phase == PHASE_STOPPED;
 }
 
-/* Called by asyncore__connect_event() once TCP is up (its outcome taken
- * there, as for any socket), then for every readiness of the handshake. */
-int asyncore__tls_connect_event(asyncore_dispatcher *d)
+/* The connect stage, called by the core once TCP is up (its outcome taken
+ * there, as for any socket), then for every readiness of the handshake:
+ * ASYNCORE__CONNECT_UP, _WAITING or _FAILED (reported). */
+static int tls_connect_event(asyncore_dispatcher *d)
 {
-    struct asyncore__tls *t = d->ext->tls;
+    struct asyncore__tls *t = tls_of(d);
 
     if (t->phase == PHASE_DONE)
         return 1;
@@ -488,7 +499,7 @@ int asyncore__tls_connect_event(asyncore_dispatcher *d)
          * dispatcher is a plain one when handle_connect runs. */
         const struct asyncore__buffers_ops *bufs = t->bufs;
 
-        asyncore__tls_free(d);
+        tls_destroy(d);
         if (bufs != NULL)
             bufs->drop_input(d);
         return 1;
@@ -521,18 +532,18 @@ static ssize_t io_failed(struct asyncore__tls *t, int e)
 }
 
 /* The peer's close_notify after asyncore_tls_stop(): plaintext follows
- * once handle_connect ran (asyncore__tls_connect_event frees the state). */
+ * once handle_connect ran (tls_connect_event frees the state). */
 static void stopped(asyncore_dispatcher *d)
 {
-    d->ext->tls->phase = PHASE_STOPPED;
+    tls_of(d)->phase = PHASE_STOPPED;
     d->connected = 0;
     d->connecting = 1;
     d->connect_done = 0;
 }
 
-ssize_t asyncore__tls_recv(asyncore_dispatcher *d, void *buf, size_t len)
+static ssize_t tls_recv(asyncore_dispatcher *d, void *buf, size_t len)
 {
-    struct asyncore__tls *t = d->ext->tls;
+    struct asyncore__tls *t = tls_of(d);
     size_t n = 0;
     int e;
 
@@ -620,7 +631,7 @@ static int flush_pending(struct asyncore__tls *t)
  * no more of it than the switch waits for. */
 static ssize_t send_clear(asyncore_dispatcher *d, const void *buf, size_t len)
 {
-    struct asyncore__tls *t = d->ext->tls;
+    struct asyncore__tls *t = tls_of(d);
     ssize_t n;
 
     if (len > t->drain_left)
@@ -635,9 +646,9 @@ static ssize_t send_clear(asyncore_dispatcher *d, const void *buf, size_t len)
     return n;
 }
 
-ssize_t asyncore__tls_send(asyncore_dispatcher *d, const void *buf, size_t len)
+static ssize_t tls_send(asyncore_dispatcher *d, const void *buf, size_t len)
 {
-    struct asyncore__tls *t = d->ext->tls;
+    struct asyncore__tls *t = tls_of(d);
     size_t chunk = len < TLS_CHUNK ? len : TLS_CHUNK;
     ssize_t n;
 
@@ -686,7 +697,7 @@ ssize_t asyncore__tls_send(asyncore_dispatcher *d, const void *buf, size_t len)
  */
 static int send_close_notify(asyncore_dispatcher *d)
 {
-    struct asyncore__tls *t = d->ext->tls;
+    struct asyncore__tls *t = tls_of(d);
     int r, e, err;
 
     t->phase = PHASE_CLOSING;
@@ -722,17 +733,6 @@ static int send_close_notify(asyncore_dispatcher *d)
 
 /* ---- the event mapping ---------------------------------------------------- */
 
-static void redispatch_cb(evutil_socket_t fd, short what, void *arg)
-{
-    asyncore_dispatcher *d = arg;
-
-    (void)fd;
-    (void)what;
-    /* No readiness: asyncore__tls_event() turns buffered plaintext into a
-     * read event if readable() still holds. */
-    asyncore__event_cb(d->fd, 0, d);
-}
-
 /* Plaintext that no socket readiness will announce: decrypted bytes the
  * caller's buffer had no room for, or whole records read ahead. */
 static int has_buffered_input(const struct asyncore__tls *t)
@@ -741,16 +741,25 @@ static int has_buffered_input(const struct asyncore__tls *t)
            (SSL_has_pending(t->ssl) && !t->read_blocked);
 }
 
-short asyncore__tls_interest(asyncore_dispatcher *d, short want)
+/* Before interest is asked: the user's interest, for tls_event, and a
+ * handshake to begin on a socket that is connected now. */
+static void tls_update(asyncore_dispatcher *d, short want)
 {
-    struct asyncore__tls *t = d->ext->tls;
-    static const struct timeval now = { 0, 0 };
-    short out = 0;
+    struct asyncore__tls *t = tls_of(d);
 
     t->user_want = want;
+    if (t->ssl != NULL)
+        (void)begin_if_connected(d);
+}
+
+/* What OpenSSL needs the socket for, the user wanting @want.  Pure. */
+static short tls_interest(const asyncore_dispatcher *d, short want)
+{
+    const struct asyncore__tls *t = tls_of(d);
+    short out = 0;
+
     if (t->ssl == NULL)
         return want;
-    (void)begin_if_connected(d);
     switch (t->phase) {
     case PHASE_PRE:
         /* The handshake must hear of the TCP connect whatever the
@@ -782,10 +791,10 @@ short asyncore__tls_interest(asyncore_dispatcher *d, short want)
         out |= t->read_want;
     if ((want & EV_WRITE) || t->pend_len > 0)
         out |= t->write_want;
-    /* A zero timeout fires in the next loop iteration, never in this one:
-     * a handle_read that leaves the bytes there cannot spin the loop. */
+    /* Decrypted input no readiness will announce: the core dispatches it
+     * in the next iteration (tls_event turns it into a read). */
     if ((want & EV_READ) && has_buffered_input(t))
-        evtimer_add(t->redispatch, &now);
+        out |= ASYNCORE__EV_PENDING;
     return out;
 }
 
@@ -793,7 +802,7 @@ short asyncore__tls_interest(asyncore_dispatcher *d, short want)
  * would.  Returns -1 if @d closed. */
 static int flush_from_event(asyncore_dispatcher *d)
 {
-    struct asyncore__tls *t = d->ext->tls;
+    struct asyncore__tls *t = tls_of(d);
 
     if (flush_pending(t) == 0 || errno == EAGAIN)
         return 0;
@@ -805,18 +814,17 @@ static int flush_from_event(asyncore_dispatcher *d)
     return d->closed ? -1 : 0;
 }
 
-short asyncore__tls_event(asyncore_dispatcher *d, short what)
+static short tls_event(asyncore_dispatcher *d, short what)
 {
-    struct asyncore__tls *t = d->ext->tls;
+    struct asyncore__tls *t = tls_of(d);
     short ww = t->write_want, out = 0;
 
     if (!d->connected) {
         if (!d->connecting || t->ssl == NULL) /* no connect asked yet? */
             return t->phase == PHASE_PRE ? what : 0;
-        asyncore__connect_event(d);
-        /* Readiness that served the handshake is used up; the hooks get
-         * theirs in the next iteration, once the interest is the user's. */
-        return 0;
+        /* The handshake: the core's connect stage, which uses the
+         * readiness up. */
+        return ASYNCORE__EV_CONNECT;
     }
     if (t->phase == PHASE_CLOSING && !t->notify_sent && (what & t->shut_want)) {
         if (send_close_notify(d) < 0) {
@@ -852,18 +860,15 @@ static void drop_ssl(struct asyncore__tls *t)
     ERR_clear_error();
     SSL_free(t->ssl); /* and the BIO; the descriptor is the dispatcher's */
     t->ssl = NULL;
-    if (t->redispatch != NULL)
-        event_free(t->redispatch);
-    t->redispatch = NULL;
     free(t->pend);
     t->pend = NULL;
     t->pend_len = 0;
 }
 
 /* One attempt, no waiting: what is still owed, then close_notify. */
-void asyncore__tls_close(asyncore_dispatcher *d)
+static void tls_close(asyncore_dispatcher *d)
 {
-    struct asyncore__tls *t = d->ext->tls;
+    struct asyncore__tls *t = tls_of(d);
 
     if (t->ssl == NULL)
         return;
@@ -876,12 +881,28 @@ void asyncore__tls_close(asyncore_dispatcher *d)
     drop_ssl(t);
 }
 
-void asyncore__tls_free(asyncore_dispatcher *d)
+/* The state goes (the last release, or plaintext again after a stop). */
+static void tls_destroy(asyncore_dispatcher *d)
 {
-    drop_ssl(d->ext->tls);
-    free(d->ext->tls);
-    d->ext->tls = NULL;
+    struct asyncore__tls *t = tls_of(d);
+
+    drop_ssl(t);
+    free(t);
+    asyncore__transport_clear(d);
 }
+
+static const struct asyncore__transport_ops tls_transport = {
+    .name = "tls",
+    .send = tls_send,
+    .recv = tls_recv,
+    .handshaking = tls_handshaking,
+    .connect_event = tls_connect_event,
+    .update = tls_update,
+    .interest = tls_interest,
+    .event = tls_event,
+    .close = tls_close,
+    .destroy = tls_destroy,
+};
 
 /* ---- contexts ------------------------------------------------------------- */
 
@@ -1057,7 +1078,7 @@ static int check_start(asyncore_dispatcher *d, asyncore_tls_context *ctx,
         errno = EINVAL;
         return -1;
     }
-    if (ASYNCORE__EXT(d, tls) != NULL) {
+    if (tls_of(d) != NULL) {
         errno = EALREADY;
         return -1;
     }
@@ -1101,10 +1122,8 @@ static int start(asyncore_dispatcher *d, asyncore_tls_context *ctx,
     t->fd = -1;
     t->server = server != 0;
     t->ssl = SSL_new(ctx->ctx);
-    t->redispatch = evtimer_new(d->map->base, redispatch_cb, d);
-    if (t->ssl == NULL || t->redispatch == NULL ||
-        (!server && set_peer_name(t->ssl, host) < 0)) {
-        int err = t->ssl == NULL || t->redispatch == NULL ? ENOMEM : errno;
+    if (t->ssl == NULL || (!server && set_peer_name(t->ssl, host) < 0)) {
+        int err = t->ssl == NULL ? ENOMEM : errno;
         drop_ssl(t);
         free(t);
         errno = err;
@@ -1115,7 +1134,12 @@ static int start(asyncore_dispatcher *d, asyncore_tls_context *ctx,
     else
         SSL_set_connect_state(t->ssl);
     t->bufs = buffers_of(d);
-    d->ext->tls = t;
+    if (asyncore__transport_set(d, &tls_transport, t) < 0) {
+        drop_ssl(t);
+        free(t);
+        errno = ENOMEM;
+        return -1;
+    }
     /* What was read in the clear is not trusted after the switch (the
      * STARTTLS injection): the class drops it. */
     if (t->bufs != NULL)
@@ -1123,7 +1147,7 @@ static int start(asyncore_dispatcher *d, asyncore_tls_context *ctx,
     /* A connected socket starts its handshake now; either way the
      * interest becomes the transport's. */
     if (begin_if_connected(d) < 0) {
-        d->ext->tls = NULL;
+        asyncore__transport_clear(d);
         drop_ssl(t);
         free(t);
         errno = ENOMEM;
@@ -1152,7 +1176,7 @@ int asyncore_tls_stop(asyncore_dispatcher *d)
 
     if (asyncore__check(d) < 0)
         return -1;
-    if ((t = ASYNCORE__EXT(d, tls)) == NULL) {
+    if ((t = tls_of(d)) == NULL) {
         errno = EINVAL;
         return -1;
     }
@@ -1180,7 +1204,7 @@ int asyncore_tls_stop(asyncore_dispatcher *d)
 int asyncore_tls_active(const asyncore_dispatcher *d)
 {
     const struct asyncore__tls *t = d != NULL && !d->closed
-                                        ? ASYNCORE__EXT(d, tls)
+                                        ? tls_of(d)
                                         : NULL;
 
     return t != NULL && (t->phase == PHASE_DONE || t->phase == PHASE_CLOSING);
@@ -1188,20 +1212,20 @@ int asyncore_tls_active(const asyncore_dispatcher *d)
 
 const char *asyncore_tls_last_error(const asyncore_dispatcher *d)
 {
-    if (d == NULL || ASYNCORE__EXT(d, tls) == NULL ||
-        d->ext->tls->reason[0] == '\0')
+    if (d == NULL || tls_of(d) == NULL ||
+        tls_of(d)->reason[0] == '\0')
         return NULL;
-    return d->ext->tls->reason;
+    return tls_of(d)->reason;
 }
 
 int asyncore_tls_truncated(const asyncore_dispatcher *d)
 {
-    return d != NULL && ASYNCORE__EXT(d, tls) != NULL && d->ext->tls->truncated;
+    return d != NULL && tls_of(d) != NULL && tls_of(d)->truncated;
 }
 
 struct ssl_st *asyncore_tls_ssl(const asyncore_dispatcher *d)
 {
-    if (d == NULL || ASYNCORE__EXT(d, tls) == NULL)
+    if (d == NULL || tls_of(d) == NULL)
         return NULL;
-    return d->ext->tls->ssl;
+    return tls_of(d)->ssl;
 }

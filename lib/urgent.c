@@ -68,14 +68,14 @@ int asyncore__urgent_pending(asyncore_dispatcher *d)
  * Whether the read dispatch of @d will see its urgent data: normal data is
  * there too (a lone urgent byte does not make a TCP socket readable), and
  * libevent watches the socket for reading, so its level-triggered read
- * readiness is reported in this pass or the next (TLS maps readiness on
- * its own: not there).
+ * readiness is reported in this pass or the next (a transport maps
+ * readiness on its own: not there).
  */
 static int read_dispatch_takes_it(asyncore_dispatcher *d)
 {
     struct pollfd pfd = { .fd = d->fd, .events = POLLIN };
 
-    if (!(d->armed & EV_READ) || ASYNCORE__EXT(d, tls) != NULL)
+    if (!(d->armed & EV_READ) || asyncore__transport(d) != NULL)
         return 0;
     return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN) != 0;
 }

@@ -131,6 +131,19 @@ for f in "$srcdir"/man/man3/*.3 "$srcdir"/man/man7/*.7; do
     done
 done
 
+# without tls|resolve: true (saying so) if the library was configured
+# without it (--without-openssl, --disable-resolve): its examples build
+# (the API is there) but are not run.
+without() {
+    case $1 in
+    tls) [ "${ASYNCORE_WITH_TLS:-yes}" = no ] || return 1
+         echo "  (built --without-openssl: not run)" ;;
+    resolve) [ "${ASYNCORE_WITH_RESOLVE:-yes}" = no ] || return 1
+         echo "  (built --disable-resolve: not run)" ;;
+    esac
+    return 0
+}
+
 # recipe FILE: which run fits the example.
 recipe() {
     if grep -q 'asyncore_tls_start_client' "$1"; then echo tls
@@ -246,6 +259,7 @@ run_line_echo_limited() {
 # /etc/hosts name, and to a closed port.
 run_resolve() {
     d=$1
+    without resolve && return 2
     build "$d" "" "" || return 1
     bg peer listen >"$d/peer.out" 2>&1
     lport=
@@ -268,6 +282,8 @@ run_resolve() {
 # (SSL_CERT_FILE, OpenSSL's default verify paths), then not trusted.
 run_tls() {
     d=$1
+    without tls && return 2
+    without resolve && return 2
     command -v openssl >/dev/null 2>&1 || { echo "  (openssl command missing: not run)"; return 2; }
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
         -addext subjectAltName=DNS:localhost \
@@ -294,6 +310,7 @@ run_tls() {
 # behind STLS in the clear is never answered.
 run_starttls() {
     d=$1 port=$(peer freeport)
+    without tls && return 2
     command -v openssl >/dev/null 2>&1 || { echo "  (openssl command missing: not run)"; return 2; }
     openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
         -keyout "$d/server.key" -out "$d/server.crt" >"$d/openssl.log" 2>&1 ||

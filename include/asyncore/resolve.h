@@ -94,6 +94,14 @@
  *   moment run then.  Called from inside a callback of that event_base
  *   (where libevent refuses to loop again), it leaves the resolver
  *   allocated instead of freeing memory that libevent is still to use.
+ *
+ * BUILT WITHOUT IT
+ *   A library configured --disable-resolve has this API but no evdns:
+ *   asyncore_connect_host() with a name (anything but a numeric host, ""
+ *   or an AF_UNIX path, which connect as above) fails with -1 and errno
+ *   ENOTSUP, after the checks that fail at once (EISCONN; EHOSTUNREACH for
+ *   ".invalid"); asyncore_map_dns() returns NULL and
+ *   asyncore_map_set_dns() -1, both with ENOTSUP.
  */
 #ifndef ASYNCORE_RESOLVE_H
 #define ASYNCORE_RESOLVE_H

@@ -107,6 +107,15 @@
  * it needs, so a context may be freed while connections made from it live
  * on.  A context may be shared by dispatchers of several maps and threads
  * once it is configured.
+ *
+ * A library configured --without-openssl has this API but no TLS: the
+ * context constructors return NULL, and asyncore_tls_load_ca(),
+ * asyncore_tls_set_verify(), asyncore_tls_start_client(),
+ * asyncore_tls_start_server() and asyncore_tls_stop() return -1, all with
+ * errno ENOTSUP (asyncore_tls_context_ssl_ctx() NULL with ENOTSUP);
+ * asyncore_tls_active() and asyncore_tls_truncated() say 0,
+ * asyncore_tls_last_error() and asyncore_tls_ssl() NULL, as for a
+ * dispatcher without TLS.  A program can ask at run time.
  */
 #ifndef ASYNCORE_TLS_H
 #define ASYNCORE_TLS_H
