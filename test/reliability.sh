@@ -3,7 +3,11 @@
 # the other, for CI ("make reliability-ci" runs it from the build
 # directory):
 #
-#   fuzz    every libFuzzer harness for $FUZZ_SECONDS (default 20) each
+#   fuzz    the input harnesses (chat, HTTP) for $FUZZ_SECONDS (default 20)
+#           each
+#   fuzz-api  fuzz_api, the lifetime contract under random API programs,
+#           over fixed seeds ($FUZZ_API_SEEDS, $FUZZ_API_RUNS inputs each),
+#           deterministically, bounded by $FUZZ_API_SECONDS (default 60)
 #   soak    2,000 echo connections for 10 s, with churn and close_all
 #   fiu     the echo server under injected send/recv/accept failures (and
 #           malloc failures, with a build without sanitizers)
@@ -16,6 +20,9 @@
 
 here=$(cd "$(dirname "$0")" && pwd)
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+FUZZ_API_SEEDS=${FUZZ_API_SEEDS:-1 2 3 4}
+FUZZ_API_RUNS=${FUZZ_API_RUNS:-2000}
+FUZZ_API_SECONDS=${FUZZ_API_SECONDS:-60}
 export top_builddir=${top_builddir:-.}
 
 status=0
@@ -33,7 +40,10 @@ step() {
     esac
 }
 
-step fuzz sh "$here/fuzz/run.sh" --seconds "$FUZZ_SECONDS"
+step fuzz sh "$here/fuzz/run.sh" --seconds "$FUZZ_SECONDS" \
+    chat http_response http_request http_url
+step fuzz-api sh "$here/fuzz/run.sh" --seeds "$FUZZ_API_SEEDS" \
+    --runs "$FUZZ_API_RUNS" --seconds "$FUZZ_API_SECONDS" api
 step soak sh "$here/soak.sh" --conns 2000 --seconds 10
 step fiu sh "$here/fiu.sh"
 step netns sh "$here/netns.sh"

@@ -2,8 +2,10 @@
 # run.sh -- build the libFuzzer harnesses of test/fuzz and run each one.
 #
 #   run.sh [--seconds N] [--jobs J] [HARNESS...]
+#   run.sh --seeds "S1 S2 ..." [--runs R] [--seconds N] [HARNESS...]
 #
-# Harnesses (default: all): chat, http_response, http_request, http_url.
+# Harnesses (default: all): chat, http_response, http_request, http_url,
+# api (the lifetime contract under random API programs, fuzz_api.c).
 # Each runs for N seconds (default 60), J at a time (default: the number
 # of CPUs), from its seed corpus
 # (test/fuzz/corpus/NAME, never written to) and a working corpus under
@@ -19,6 +21,12 @@
 # pass (from the build directory): srcdir, FUZZ_CC, LIB_SOURCES (the
 # library's sources, relative to srcdir), LIB_CFLAGS (its compiler flags)
 # and LIB_LIBS (what it links).
+#
+# With --seeds (CI), each harness runs deterministically instead: once per
+# seed, R inputs (-runs, default 2500) generated from that libFuzzer seed
+# and the seed corpus, with a working corpus that starts empty every time;
+# N seconds (default 60) bound the harness's seeds together, one share
+# each, should the machine be slow.  Harnesses run one after the other.
 # Exit 77 (skip) when no clang with libFuzzer is found (Debian: clang-14
 # and libclang-rt-14-dev).
 
@@ -26,16 +34,20 @@ set -u
 srcdir=${srcdir:-.}
 SECONDS_=60
 JOBS=$(nproc 2>/dev/null || echo 1)
+SEEDS=
+RUNS=2500
 while [ $# -gt 0 ]; do
     case $1 in
     --seconds) SECONDS_=$2; shift 2 ;;
     --jobs) JOBS=$2; shift 2 ;;
+    --seeds) SEEDS=$2; shift 2 ;;
+    --runs) RUNS=$2; shift 2 ;;
     --) shift; break ;;
-    -*) echo "usage: run.sh [--seconds N] [--jobs J] [HARNESS...]" >&2; exit 2 ;;
+    -*) echo "usage: run.sh [--seconds N] [--jobs J] [--seeds LIST [--runs R]] [HARNESS...]" >&2; exit 2 ;;
     *) break ;;
     esac
 done
-HARNESSES=${*:-chat http_response http_request http_url}
+HARNESSES=${*:-chat http_response http_request http_url api}
 
 out=test/fuzz
 mkdir -p "$out/bin" "$out/obj" "$out/artifacts"
@@ -82,11 +94,11 @@ build_lib() {
 build() {
     name=$1
     case $name in
-    chat)
-        build_lib &&
+    chat|api)
+        { [ -n "${objs:-}" ] || build_lib; } &&
             $CC $CFLAGS $SAN -fsanitize=fuzzer $HFLAGS ${LIB_CPPFLAGS:-} \
-                -o "$out/bin/fuzz_chat" "$srcdir/test/fuzz/fuzz_chat.c" $objs \
-                ${LIB_LIBS:-}
+                -o "$out/bin/fuzz_$name" "$srcdir/test/fuzz/fuzz_$name.c" $objs \
+                ${LIB_LIBS:-} -lpthread
         ;;
     http_*)
         $CC $CFLAGS $SAN -fsanitize=fuzzer,fuzzer-no-link $HFLAGS \
@@ -98,26 +110,58 @@ build() {
     esac
 }
 
+# The options of harness NAME.
+options() {
+    case $1 in
+    chat) echo "-max_len=2048" ;;
+    api) echo "-max_len=512" ;;
+    *) echo "-max_len=16384 -dict=$srcdir/test/fuzz/http.dict" ;;
+    esac
+}
+
 # fuzz NAME: one harness for $SECONDS_ seconds; its status.  The seeds are
 # read, the working corpus gets what is new.
 fuzz() {
     name=$1
     work=$out/work/$name
     mkdir -p "$work"
-    case $name in
-    chat) opts="-max_len=2048" ;;
-    *) opts="-max_len=16384 -dict=$srcdir/test/fuzz/http.dict" ;;
-    esac
     ASAN_OPTIONS="detect_leaks=1:${ASAN_OPTIONS:-}" \
-        "$out/bin/fuzz_$name" $opts -max_total_time="$SECONDS_" -timeout=25 \
-            -rss_limit_mb=2048 -print_final_stats=1 \
+        "$out/bin/fuzz_$name" $(options "$name") -max_total_time="$SECONDS_" \
+            -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 \
             -artifact_prefix="$out/artifacts/$name-" \
             "$work" "$srcdir/test/fuzz/corpus/$name" >"$out/$name.log" 2>&1
 }
 
+# fuzz_seeded NAME: $RUNS inputs from each seed of $SEEDS, each from an
+# empty working corpus, so that a run does the same as the last one.
+fuzz_seeded() {
+    name=$1
+    n=0
+    for s in $SEEDS; do n=$((n + 1)); done
+    share=$((SECONDS_ / n))
+    [ "$share" -gt 0 ] || share=1
+    : >"$out/$name.log"
+    for s in $SEEDS; do
+        work=$out/work/$name-seed$s
+        rm -rf "$work"
+        mkdir -p "$work"
+        echo "== seed $s: $RUNS runs" >>"$out/$name.log"
+        ASAN_OPTIONS="detect_leaks=1:${ASAN_OPTIONS:-}" \
+            "$out/bin/fuzz_$name" $(options "$name") -seed="$s" -runs="$RUNS" \
+                -max_total_time="$share" -timeout=25 -rss_limit_mb=2048 \
+                -print_final_stats=1 -artifact_prefix="$out/artifacts/$name-" \
+                "$work" "$srcdir/test/fuzz/corpus/$name" >>"$out/$name.log" 2>&1 ||
+            { rm -rf "$work"; return 1; }
+        rm -rf "$work"
+    done
+}
+
 report() {
     name=$1 s=$2
-    if [ "$s" -eq 0 ]; then
+    if [ "$s" -eq 0 ] && [ -n "$SEEDS" ]; then
+        echo "PASS: fuzz_$name: seeds $SEEDS:" \
+             $(grep -E '^Done' "$out/$name.log" | sed 's/^Done \([0-9]*\) runs in \([0-9]*\) .*/\1 runs in \2 s,/')
+    elif [ "$s" -eq 0 ]; then
         echo "PASS: fuzz_$name: $(grep -E '^Done' "$out/$name.log")," \
              "$(sed -n 's/^stat::new_units_added: *//p' "$out/$name.log") new inputs"
     else
@@ -137,6 +181,14 @@ for name in $HARNESSES; do
         echo "FAIL: fuzz_$name does not build"; status=1
     fi
 done
+if [ -n "$SEEDS" ]; then
+    for name in $built; do
+        echo "== fuzz_$name: seeds $SEEDS, $RUNS runs each, at most $SECONDS_ s"
+        fuzz_seeded "$name"
+        report "$name" $?
+    done
+    exit $status
+fi
 # $JOBS harnesses at a time (default: as many as there are CPUs).
 set -- $built
 while [ $# -gt 0 ]; do
