@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <sys/un.h>
 
+#include <event2/event.h>
+
 asyncore_map *th_map;
 
 static int fd_baseline;
@@ -278,4 +280,22 @@ int th_refuser(const char *ip, unsigned port)
         return -1;
     }
     return fd;
+}
+
+struct event_base *th_base_with_method(const char *method)
+{
+    struct event_config *cfg = event_config_new();
+    const char **m;
+    struct event_base *base;
+
+    ck_assert_ptr_nonnull(cfg);
+    ck_assert_int_eq(event_config_set_flag(cfg, EVENT_BASE_FLAG_IGNORE_ENV), 0);
+    for (m = event_get_supported_methods(); *m != NULL; m++)
+        if (strcmp(*m, method) != 0)
+            ck_assert_int_eq(event_config_avoid_method(cfg, *m), 0);
+    base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    ck_assert_ptr_nonnull(base);
+    ck_assert_str_eq(event_base_get_method(base), method);
+    return base;
 }

@@ -80,6 +80,11 @@ double th_now(void);
 int th_family(int i);
 int th_skip_family(int family);
 
+/* A base of libevent's backend @method ("epoll", "poll", "select"),
+ * whatever EVENT_NO* says; the caller frees it. */
+struct event_base;
+struct event_base *th_base_with_method(const char *method);
+
 /* Build and run a suite; returns the process exit status. */
 int th_run_suite(Suite *s);
 

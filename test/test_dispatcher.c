@@ -659,25 +659,6 @@ END_TEST
 
 /* ---- descriptors the backend cannot watch -------------------------------- */
 
-/* A base on exactly @method, whatever EVENT_NO* says. */
-static struct event_base *base_with_method(const char *method)
-{
-    struct event_config *cfg = event_config_new();
-    const char **m;
-    struct event_base *base;
-
-    ck_assert_ptr_nonnull(cfg);
-    ck_assert_int_eq(event_config_set_flag(cfg, EVENT_BASE_FLAG_IGNORE_ENV), 0);
-    for (m = event_get_supported_methods(); *m != NULL; m++)
-        if (strcmp(*m, method) != 0)
-            ck_assert_int_eq(event_config_avoid_method(cfg, *m), 0);
-    base = event_base_new_with_config(cfg);
-    event_config_free(cfg);
-    ck_assert_ptr_nonnull(base);
-    ck_assert_str_eq(event_base_get_method(base), method);
-    return base;
-}
-
 /* The soft limit on descriptors raised to @want if it is lower (restored
  * from @saved by the test); 0 if the hard limit does not allow it. */
 static int raise_nofile(rlim_t want, struct rlimit *saved)
@@ -741,7 +722,7 @@ START_TEST(select_refuses_descriptors_at_or_above_fd_setsize_with_emfile)
                 __func__, FD_SETSIZE + 64);
         return;
     }
-    base = base_with_method(fd_methods[_i]);
+    base = th_base_with_method(fd_methods[_i]);
     map = asyncore_map_new(base);
     ck_assert_ptr_nonnull(map);
 

@@ -1119,25 +1119,6 @@ START_TEST(handle_expt_runs_only_for_dispatchers_with_the_hook)
 }
 END_TEST
 
-/* A base on exactly @method, whatever EVENT_NO* says. */
-static struct event_base *base_with_method(const char *method)
-{
-    struct event_config *cfg = event_config_new();
-    const char **m;
-    struct event_base *base;
-
-    ck_assert_ptr_nonnull(cfg);
-    ck_assert_int_eq(event_config_set_flag(cfg, EVENT_BASE_FLAG_IGNORE_ENV), 0);
-    for (m = event_get_supported_methods(); *m != NULL; m++)
-        if (strcmp(*m, method) != 0)
-            ck_assert_int_eq(event_config_avoid_method(cfg, *m), 0);
-    base = event_base_new_with_config(cfg);
-    event_config_free(cfg);
-    ck_assert_ptr_nonnull(base);
-    ck_assert_str_eq(event_base_get_method(base), method);
-    return base;
-}
-
 static const char *const methods[] = { "epoll", "poll", "select" };
 
 /* _i: the backend (i % 3) and the TCP family (i / 3). */
@@ -1153,7 +1134,7 @@ START_TEST(a_lone_urgent_byte_wakes_the_loop_on_every_backend)
 
     if (th_skip_family(family))
         return;
-    base = base_with_method(methods[_i % 3]);
+    base = th_base_with_method(methods[_i % 3]);
     map = asyncore_map_new(base);
     ck_assert_ptr_nonnull(map);
     stream_pair(family, fds);
@@ -1217,7 +1198,7 @@ START_TEST(urgent_data_with_normal_data_reaches_handle_expt_after_handle_read)
 
     if (th_skip_family(family))
         return;
-    base = base_with_method(methods[_i % 3]);
+    base = th_base_with_method(methods[_i % 3]);
     map = asyncore_map_new(base);
     ck_assert_ptr_nonnull(map);
     for (conn = 0; conn < 10; conn++) {
