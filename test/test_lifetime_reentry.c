@@ -299,6 +299,57 @@ START_TEST(free_hooks_that_push_and_discard_during_close_are_safe)
 }
 END_TEST
 
+/* A producer whose free hook closes its channel, released by
+ * asyncore_chat_discard_buffers(): the channel is closed (and, unheld,
+ * freed) from inside the discard, which must not touch it after. */
+static asyncore_dispatcher *pc_chan;
+static int pc_more_calls, pc_freed, pc_destroyed;
+
+static ssize_t pc_more(void *arg, void *buf, size_t size)
+{
+    (void)arg;
+    (void)buf;
+    (void)size;
+    pc_more_calls++;
+    return 0;
+}
+
+static void pc_free(void *arg)
+{
+    (void)arg;
+    pc_freed++;
+    ck_assert_int_eq(asyncore_close(pc_chan), 0);
+}
+
+static void pc_destroy(asyncore_dispatcher *d)
+{
+    (void)d;
+    pc_destroyed++;
+}
+
+static const asyncore_chat_handlers pc_h = {
+    .dispatcher = { .destroy = pc_destroy },
+    .collect_incoming_data = ignore_data,
+    .found_terminator = ignore_terminator,
+};
+
+START_TEST(a_producer_free_hook_that_closes_during_discard_buffers_is_safe)
+{
+    pc_more_calls = pc_freed = pc_destroyed = 0;
+    pc_chan = asyncore_chat_new(th_map, &pc_h, NULL);
+    ck_assert_ptr_nonnull(pc_chan);
+    ck_assert_int_eq(asyncore_create_socket(pc_chan, AF_INET, SOCK_STREAM), 0);
+    ck_assert_int_eq(asyncore_chat_push_with_producer(
+                         pc_chan, asyncore_producer_new(pc_more, pc_free, NULL)),
+                     0);
+    ck_assert_int_eq(asyncore_chat_discard_buffers(pc_chan), 0);
+    ck_assert_int_eq(pc_freed, 1);
+    ck_assert_int_eq(pc_destroyed, 1);
+    ck_assert_int_eq(pc_more_calls, 0);
+    ck_assert_uint_eq(asyncore_map_count(th_map), 0);
+}
+END_TEST
+
 START_TEST(free_hooks_that_discard_during_map_free_are_safe)
 {
     stream_setup(DISCARD);
@@ -693,6 +744,7 @@ static Suite *reentry_suite(void)
     tcase_add_test(tc, a_free_hook_that_pushes_the_next_chunk_streams_every_byte);
     tcase_add_test(tc, free_hooks_that_push_and_discard_during_discard_buffers_are_safe);
     tcase_add_test(tc, free_hooks_that_push_and_discard_during_close_are_safe);
+    tcase_add_test(tc, a_producer_free_hook_that_closes_during_discard_buffers_is_safe);
     tcase_add_test(tc, free_hooks_that_discard_during_map_free_are_safe);
     tcase_add_test(tc, map_free_in_a_timer_callback_of_a_caller_run_base_is_ebusy);
     tcase_add_test(tc, map_free_in_a_hook_of_a_caller_run_base_is_ebusy);
