@@ -350,6 +350,55 @@ START_TEST(a_producer_free_hook_that_closes_during_discard_buffers_is_safe)
 }
 END_TEST
 
+/* asyncore_loop() asks every dispatcher's predicates on entry.  A
+ * readable() that closes its own dispatcher, whose destroy hook (run as
+ * the walk lets go of it) closes the next one to be asked: the walk must
+ * not go on to a dispatcher freed under it. */
+static asyncore_dispatcher *rw_first, *rw_second;
+static int rw_destroyed, rw_armed;
+
+static int rw_readable(asyncore_dispatcher *d)
+{
+    if (d == rw_first && rw_armed)
+        ck_assert_int_eq(asyncore_close(d), 0);
+    return 0;
+}
+
+static int rw_writable(asyncore_dispatcher *d)
+{
+    (void)d;
+    return 0;
+}
+
+static void rw_destroy(asyncore_dispatcher *d)
+{
+    rw_destroyed++;
+    if (d == rw_first)
+        ck_assert_int_eq(asyncore_close(rw_second), 0);
+}
+
+static const asyncore_handlers rw_h = {
+    .readable = rw_readable,
+    .writable = rw_writable,
+    .destroy = rw_destroy,
+};
+
+START_TEST(a_destroy_hook_that_closes_the_next_dispatcher_on_loop_entry_is_safe)
+{
+    rw_destroyed = rw_armed = 0;
+    rw_first = asyncore_dispatcher_new(th_map, &rw_h, NULL);
+    rw_second = asyncore_dispatcher_new(th_map, &rw_h, NULL);
+    ck_assert_ptr_nonnull(rw_first);
+    ck_assert_ptr_nonnull(rw_second);
+    ck_assert_int_eq(asyncore_create_socket(rw_first, AF_INET, SOCK_DGRAM), 0);
+    ck_assert_int_eq(asyncore_create_socket(rw_second, AF_INET, SOCK_DGRAM), 0);
+    rw_armed = 1;
+    ck_assert_int_eq(asyncore_loop(th_map, 0, 1), 0);
+    ck_assert_int_eq(rw_destroyed, 2);
+    ck_assert_uint_eq(asyncore_map_count(th_map), 0);
+}
+END_TEST
+
 START_TEST(free_hooks_that_discard_during_map_free_are_safe)
 {
     stream_setup(DISCARD);
@@ -745,6 +794,7 @@ static Suite *reentry_suite(void)
     tcase_add_test(tc, free_hooks_that_push_and_discard_during_discard_buffers_are_safe);
     tcase_add_test(tc, free_hooks_that_push_and_discard_during_close_are_safe);
     tcase_add_test(tc, a_producer_free_hook_that_closes_during_discard_buffers_is_safe);
+    tcase_add_test(tc, a_destroy_hook_that_closes_the_next_dispatcher_on_loop_entry_is_safe);
     tcase_add_test(tc, free_hooks_that_discard_during_map_free_are_safe);
     tcase_add_test(tc, map_free_in_a_timer_callback_of_a_caller_run_base_is_ebusy);
     tcase_add_test(tc, map_free_in_a_hook_of_a_caller_run_base_is_ebusy);
