@@ -123,6 +123,8 @@ struct mslot {
     int loops;    /* asyncore_loop() of it on the stack */
     int bases;    /* the program's own event_base_loop() of it on the stack */
     int freeing;  /* asyncore_map_free() of it on the stack */
+    int inuse;    /* its hooks and callbacks on the stack that map.h says
+                   * make asyncore_map_free() of it fail with EBUSY */
     unsigned port; /* a listener's port on it, or 0 */
 };
 
@@ -169,6 +171,10 @@ static int trace;       /* FUZZ_API_TRACE set: print each operation */
 static unsigned errors; /* handle_error calls so far */
 static int nest;        /* hooks and callbacks on the stack */
 static int restricted;  /* inside a destroy or free hook */
+static int unsure;      /* callbacks on the stack for which map.h does not
+                         * say whether the map counts as in use: producers'
+                         * more() and free hooks, references' free hooks,
+                         * timers' free hooks */
 
 static const char payload[512] =
     "fuzz_api payload\r\n0123456789abcdef\r\n\r\nGET / HTTP/1.0\r\n";
@@ -450,6 +456,7 @@ static int enter(asyncore_dispatcher *d, const char *hook)
         violation("%s ran on dispatcher %d, which the library says is closed",
                   hook, i);
     s->depth++;
+    maps[s->map].inuse++;
     s->saved_map = here_map;
     here_map = s->map;
     nest++;
@@ -459,6 +466,7 @@ static int enter(asyncore_dispatcher *d, const char *hook)
 static void leave(int i)
 {
     ds[i].depth--;
+    maps[ds[i].map].inuse--;
     here_map = ds[i].saved_map;
     nest--;
 }
@@ -666,7 +674,9 @@ static void h_destroy(asyncore_dispatcher *d)
     here_map = s->map;
     nest++;
     restricted++;
+    maps[s->map].inuse++;
     ops(i, (int)pick(3));
+    maps[s->map].inuse--;
     restricted--;
     nest--;
     here_map = saved;
@@ -737,7 +747,9 @@ static void timer_cb(asyncore_timer *t, void *arg)
     saved = here_map;
     here_map = s->map;
     nest++;
+    maps[s->map].inuse++;
     ops(-1, 1 + (int)pick(3));
+    maps[s->map].inuse--;
     nest--;
     here_map = saved;
     s->in_cb = 0;
@@ -758,7 +770,9 @@ static void timer_free(void *arg)
     here_map = s->map;
     nest++;
     restricted++;
+    unsure++;
     ops(-1, (int)pick(2));
+    unsure--;
     restricted--;
     nest--;
     here_map = saved;
@@ -824,7 +838,9 @@ static ssize_t prod_more(void *arg, void *buf, size_t size)
     if (size == 0)
         violation("producer %d asked for 0 bytes", (int)(s - ps));
     nest++;
+    unsure++;
     ops(-1, (int)pick(2));
+    unsure--;
     nest--;
     if (s->fail) {
         errno = EIO;
@@ -847,7 +863,9 @@ static void prod_free(void *arg)
     s->freed = 1;
     nest++;
     restricted++;
+    unsure++;
     ops(-1, (int)pick(2));
+    unsure--;
     restricted--;
     nest--;
 }
@@ -863,6 +881,7 @@ static void ref_free(const void *data, size_t len, void *arg)
     s->freed = 1;
     nest++;
     restricted++;
+    unsure++;
     /* The natural streaming pattern: push the next chunk from here. */
     if (ds[s->chat].d != NULL && pick(2)) {
         if (pick(4) == 0)
@@ -871,6 +890,7 @@ static void ref_free(const void *data, size_t len, void *arg)
             (void)asyncore_chat_push(ds[s->chat].d, payload, 1 + pick(64));
     }
     ops(s->chat, (int)pick(2));
+    unsure--;
     restricted--;
     nest--;
 }
@@ -955,11 +975,13 @@ static void soon_cb(asyncore_map *m, void *arg)
     saved = here_map;
     here_map = s->map;
     nest++;
+    maps[s->map].inuse++;
     if (maps[s->map].freeing)
         restricted++;
     ops(-1, (int)pick(3));
     if (maps[s->map].freeing)
         restricted--;
+    maps[s->map].inuse--;
     nest--;
     here_map = saved;
 }
@@ -1255,17 +1277,31 @@ static void model_closed_all(int map)
             ds[i].closed = 1;
 }
 
+/*
+ * map.h: EBUSY wherever the map is in use -- inside its loop, and (also
+ * when the program runs its base itself) inside a hook, predicate or
+ * destroy hook of one of its dispatchers, a timer callback, a call_soon
+ * callback, or the hooks asyncore_map_free() itself runs.  Anywhere else
+ * outside every callback it must succeed; inside callbacks the header
+ * does not name (producers, references, a timer's free hook run by a
+ * cancel), or those of other maps only, either answer is allowed.
+ */
 static void map_free(int map)
 {
-    int inside = maps[map].loops > 0, rc, e;
+    int busy = maps[map].loops > 0 || maps[map].freeing > 0 ||
+               maps[map].inuse > 0;
+    int sure = busy || unsure == 0;
+    int rc, e;
 
     maps[map].freeing++;
     rc = asyncore_map_free(maps[map].m);
     e = errno;
     maps[map].freeing--;
     if (rc == 0) {
-        if (inside)
-            violation("asyncore_map_free() inside its loop returned 0");
+        if (busy)
+            violation("asyncore_map_free() of map %d in use (loops %d, "
+                      "hooks %d) returned 0", map, maps[map].loops,
+                      maps[map].inuse);
         maps[map].live = 0;
         maps[map].m = NULL;
         model_closed_all(map);
@@ -1273,8 +1309,9 @@ static void map_free(int map)
     }
     if (e != EBUSY)
         check_errno("asyncore_map_free", e, SET(EBUSY));
-    if (!inside && maps[map].bases == 0)
-        violation("asyncore_map_free() outside its loop failed with EBUSY");
+    if (!busy && sure)
+        violation("asyncore_map_free() of map %d not in use failed with "
+                  "EBUSY", map);
 }
 
 /* ---- operations --------------------------------------------------------- */
@@ -1602,7 +1639,7 @@ static void run_program(const uint8_t *data, size_t size)
     memset(maps, 0, sizeof(maps));
     for (i = 0; i < MAXF; i++)
         rawfd[i] = -1;
-    nest = restricted = 0;
+    nest = restricted = unsure = 0;
     errors = 0;
     here_map = -1;
     fds_before = count_fds();
