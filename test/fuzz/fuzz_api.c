@@ -60,6 +60,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -694,7 +695,11 @@ static void h_collect(asyncore_dispatcher *d, const void *data, size_t len)
 
 static void h_found(asyncore_dispatcher *d)
 {
-    int i = enter(d, "found_terminator");
+    int i = enter(d, "found_terminator"), r;
+
+    r = asyncore_chat_record_truncated(d);
+    if (r != 0 && r != 1)
+        violation("asyncore_chat_record_truncated returned %d", r);
 
     ops(i, (int)pick(3));
     leave(i);
@@ -957,6 +962,39 @@ static void push_op(int i)
                       "producer %d", k);
     }
     }
+}
+
+/* asyncore_chat_pushf() or asyncore_chat_pushv() to chat @i (@was: closed
+ * in the model).  A push of 0 bytes runs initiate_send, which behind
+ * close_when_done closes the channel inside the push. */
+static void pushv_op(int i, int was)
+{
+    struct iovec iov[3];
+    int rc, e, n = (int)pick(4), k;
+
+    if (pick(2)) {
+        rc = asyncore_chat_pushf(ds[i].d, "%.*s%u\r\n", (int)pick(40),
+                                 payload, pick(1000));
+        e = errno;
+        if (ds[i].d != NULL)
+            check_closed_fails("asyncore_chat_pushf", i, was, rc, e);
+        if (rc < 0)
+            check_errno("asyncore_chat_pushf", e,
+                        SET(EINVAL, EBADF, ENOMEM, EOVERFLOW, EILSEQ));
+    } else {
+        for (k = 0; k < n; k++) {
+            iov[k].iov_len = pick(3) ? pick(64) : 0;
+            iov[k].iov_base = iov[k].iov_len ? (void *)payload : NULL;
+        }
+        rc = asyncore_chat_pushv(ds[i].d, n ? iov : NULL, n);
+        e = errno;
+        if (ds[i].d != NULL)
+            check_closed_fails("asyncore_chat_pushv", i, was, rc, e);
+        if (rc < 0)
+            check_errno("asyncore_chat_pushv", e, SET(EINVAL, EBADF, ENOMEM));
+    }
+    if (ds[i].d != NULL && asyncore_dispatcher_closed(ds[i].d))
+        ds[i].closed = 1;
 }
 
 /* ---- call_soon ---------------------------------------------------------- */
@@ -1554,6 +1592,37 @@ static int op(int self)
     case 28: /* loop_stop */
         if ((m = live_map()) >= 0)
             (void)asyncore_loop_stop(maps[m].m);
+        break;
+    case 30: /* the formatted and gathered pushes, one FIFO entry each */
+        t = target(self);
+        was = t >= 0 && ds[t].closed;
+        if (t >= 0 && ds[t].kind == K_CHAT)
+            pushv_op(t, was);
+        break;
+    case 31: /* record size; a release without a hold does nothing */
+        t = target(self);
+        was = t >= 0 && ds[t].closed;
+        if (t < 0)
+            break;
+        if (pick(2)) {
+            asyncore_dispatcher_release(ds[t].d);
+            if (ds[t].d == NULL)
+                violation("a release without a hold destroyed dispatcher %d",
+                          t);
+            if (!was && asyncore_dispatcher_closed(ds[t].d))
+                violation("a release without a hold closed dispatcher %d", t);
+            break;
+        }
+        if (ds[t].kind != K_CHAT)
+            break;
+        rc = asyncore_chat_set_max_record(ds[t].d, pick(4) * 8);
+        e = errno;
+        check_closed_fails("asyncore_chat_set_max_record", t, was, rc, e);
+        if (rc < 0)
+            check_errno("asyncore_chat_set_max_record", e, SET(EINVAL, EBADF));
+        rc = asyncore_chat_record_truncated(ds[t].d);
+        if (rc != 0 && rc != 1)
+            violation("asyncore_chat_record_truncated returned %d", rc);
         break;
     case 29: /* run handle_close, or handle_error, as a method */
         t = target(self);
