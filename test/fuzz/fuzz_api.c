@@ -16,7 +16,8 @@
  * more() and free hooks, reference free hooks, call_soon callbacks -- it
  * does more of the same to the dispatcher itself and to the others: close,
  * close_all, send, recv, push, discard_buffers, close_when_done,
- * set_terminator, cancel a timer (its own too), a nested loop, map free.
+ * set_terminator, pushf/pushv, set_max_record, cancel a timer (its own
+ * too), a nested loop, map free, a release without a hold.
  *
  * Beside the library the program keeps a model of what it made, and checks
  * the contract against it (any violation prints what and aborts):
@@ -31,7 +32,11 @@
  *   - every call_soon callback that was queued runs exactly once, by the
  *     loop or by asyncore_map_free();
  *   - a method on a closed dispatcher fails with EBADF; a nested loop fails
- *     with EBUSY, and so does a map free from inside its loop; every other
+ *     with EBUSY, and so does a map free wherever map.h says the map is in
+ *     use (its loop, its dispatchers' hooks, its timer and call_soon
+ *     callbacks, the hooks its free runs -- also under the program's own
+ *     event_base_loop()), while one outside every callback succeeds;
+ *   - a release without a hold neither closes nor frees; every other
  *     failing call sets an errno its header documents for it (an I/O
  *     failure only after handle_error got that errno);
  *   - the library never raises SIGPIPE;
