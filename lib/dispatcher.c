@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 
 #include "asyncore-internal.h"
+#include "ext.h"
 
 /* Every connection pays for each byte of the struct (bench/RESULTS.md,
  * idle memory): a new field must find room in what is there. */
@@ -581,7 +582,9 @@ int asyncore_dispatcher_hold(asyncore_dispatcher *d)
 
 void asyncore_dispatcher_release(asyncore_dispatcher *d)
 {
-    if (d != NULL && d->refs >= ASYNCORE__HOLD_LONG)
+    /* A look-up in flight holds d in the same unit (resolve.c). */
+    if (d != NULL && d->refs / ASYNCORE__HOLD_LONG >
+                         (asyncore__resolve_holds(d) ? 1 : 0))
         asyncore__release_long(d);
 }
 

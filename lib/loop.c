@@ -24,14 +24,20 @@ static void reevaluate_all(asyncore_map *map)
     asyncore_dispatcher *d, *next;
 
     for (d = TAILQ_FIRST(&map->dispatchers); d != NULL; d = next) {
-        /* A predicate may close any dispatcher: keep ours and the next
-         * one alive while the list is walked. */
+        /* A predicate may close any dispatcher: ours is held while they
+         * run.  If it closed ours, letting go of it may run its destroy
+         * hook, which may close others: the next one is read only after
+         * that, from the start of the list.  An open one is still the
+         * map's, so letting go of it runs nothing. */
         asyncore__hold(d);
         asyncore__interest_update(d);
-        next = TAILQ_NEXT(d, link);
-        if (d->closed)
+        if (d->closed) {
+            asyncore__release(d);
             next = TAILQ_FIRST(&map->dispatchers);
-        asyncore__release(d);
+        } else {
+            next = TAILQ_NEXT(d, link);
+            asyncore__release(d);
+        }
     }
 }
 

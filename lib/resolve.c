@@ -90,6 +90,15 @@ static struct asyncore__resolve *resolve_of(const asyncore_dispatcher *d)
     return asyncore__watch_state(d, ASYNCORE__WATCH_RESOLVE);
 }
 
+/* The look-up holds d from wait_for_answer() until lookup_cb() or
+ * resolve_close(), i.e. while its request is in flight. */
+int asyncore__resolve_holds(const asyncore_dispatcher *d)
+{
+    const struct asyncore__resolve *r = resolve_of(d);
+
+    return r != NULL && r->req != NULL && !r->in_call;
+}
+
 /* Make @r d's (the slot exists: asyncore__resolve_connect made the block),
  * or d's no longer. */
 static void resolve_set(asyncore_dispatcher *d, struct asyncore__resolve *r)
@@ -465,8 +474,11 @@ static void lookup_cb(int result, struct evutil_addrinfo *res, void *arg)
         free_resolve(r);
         return;
     }
-    /* The look-up's hold keeps d; this one says that hooks run now. */
+    /* This frame's hold keeps d while hooks run, and takes over from the
+     * look-up's, dropped now: from here on every long hold is the
+     * program's, which asyncore_dispatcher_release() may drop. */
     asyncore__hold(d);
+    d->refs -= ASYNCORE__HOLD_LONG;
     end_wait(d, r);
     if (result != 0) {
         free_resolve(r);
@@ -479,7 +491,6 @@ static void lookup_cb(int result, struct evutil_addrinfo *res, void *arg)
     if (!d->closed && !d->connecting && !d->connected)
         asyncore__interest_update(d);
     asyncore__release(d);
-    asyncore__release_long(d); /* the look-up's */
 }
 
 /* The resolver answered before evdns_getaddrinfo() returned: the numeric
@@ -603,6 +614,12 @@ int asyncore__resolve_connect(asyncore_dispatcher *d, const char *host,
     }
     errno = is_invalid_name(host) ? EHOSTUNREACH : ENOTSUP;
     return -1;
+}
+
+int asyncore__resolve_holds(const asyncore_dispatcher *d)
+{
+    (void)d;
+    return 0;
 }
 
 #endif /* ASYNCORE_WITH_RESOLVE */

@@ -299,6 +299,106 @@ START_TEST(free_hooks_that_push_and_discard_during_close_are_safe)
 }
 END_TEST
 
+/* A producer whose free hook closes its channel, released by
+ * asyncore_chat_discard_buffers(): the channel is closed (and, unheld,
+ * freed) from inside the discard, which must not touch it after. */
+static asyncore_dispatcher *pc_chan;
+static int pc_more_calls, pc_freed, pc_destroyed;
+
+static ssize_t pc_more(void *arg, void *buf, size_t size)
+{
+    (void)arg;
+    (void)buf;
+    (void)size;
+    pc_more_calls++;
+    return 0;
+}
+
+static void pc_free(void *arg)
+{
+    (void)arg;
+    pc_freed++;
+    ck_assert_int_eq(asyncore_close(pc_chan), 0);
+}
+
+static void pc_destroy(asyncore_dispatcher *d)
+{
+    (void)d;
+    pc_destroyed++;
+}
+
+static const asyncore_chat_handlers pc_h = {
+    .dispatcher = { .destroy = pc_destroy },
+    .collect_incoming_data = ignore_data,
+    .found_terminator = ignore_terminator,
+};
+
+START_TEST(a_producer_free_hook_that_closes_during_discard_buffers_is_safe)
+{
+    pc_more_calls = pc_freed = pc_destroyed = 0;
+    pc_chan = asyncore_chat_new(th_map, &pc_h, NULL);
+    ck_assert_ptr_nonnull(pc_chan);
+    ck_assert_int_eq(asyncore_create_socket(pc_chan, AF_INET, SOCK_STREAM), 0);
+    ck_assert_int_eq(asyncore_chat_push_with_producer(
+                         pc_chan, asyncore_producer_new(pc_more, pc_free, NULL)),
+                     0);
+    ck_assert_int_eq(asyncore_chat_discard_buffers(pc_chan), 0);
+    ck_assert_int_eq(pc_freed, 1);
+    ck_assert_int_eq(pc_destroyed, 1);
+    ck_assert_int_eq(pc_more_calls, 0);
+    ck_assert_uint_eq(asyncore_map_count(th_map), 0);
+}
+END_TEST
+
+/* asyncore_loop() asks every dispatcher's predicates on entry.  A
+ * readable() that closes its own dispatcher, whose destroy hook (run as
+ * the walk lets go of it) closes the next one to be asked: the walk must
+ * not go on to a dispatcher freed under it. */
+static asyncore_dispatcher *rw_first, *rw_second;
+static int rw_destroyed, rw_armed;
+
+static int rw_readable(asyncore_dispatcher *d)
+{
+    if (d == rw_first && rw_armed)
+        ck_assert_int_eq(asyncore_close(d), 0);
+    return 0;
+}
+
+static int rw_writable(asyncore_dispatcher *d)
+{
+    (void)d;
+    return 0;
+}
+
+static void rw_destroy(asyncore_dispatcher *d)
+{
+    rw_destroyed++;
+    if (d == rw_first)
+        ck_assert_int_eq(asyncore_close(rw_second), 0);
+}
+
+static const asyncore_handlers rw_h = {
+    .readable = rw_readable,
+    .writable = rw_writable,
+    .destroy = rw_destroy,
+};
+
+START_TEST(a_destroy_hook_that_closes_the_next_dispatcher_on_loop_entry_is_safe)
+{
+    rw_destroyed = rw_armed = 0;
+    rw_first = asyncore_dispatcher_new(th_map, &rw_h, NULL);
+    rw_second = asyncore_dispatcher_new(th_map, &rw_h, NULL);
+    ck_assert_ptr_nonnull(rw_first);
+    ck_assert_ptr_nonnull(rw_second);
+    ck_assert_int_eq(asyncore_create_socket(rw_first, AF_INET, SOCK_DGRAM), 0);
+    ck_assert_int_eq(asyncore_create_socket(rw_second, AF_INET, SOCK_DGRAM), 0);
+    rw_armed = 1;
+    ck_assert_int_eq(asyncore_loop(th_map, 0, 1), 0);
+    ck_assert_int_eq(rw_destroyed, 2);
+    ck_assert_uint_eq(asyncore_map_count(th_map), 0);
+}
+END_TEST
+
 START_TEST(free_hooks_that_discard_during_map_free_are_safe)
 {
     stream_setup(DISCARD);
@@ -693,6 +793,8 @@ static Suite *reentry_suite(void)
     tcase_add_test(tc, a_free_hook_that_pushes_the_next_chunk_streams_every_byte);
     tcase_add_test(tc, free_hooks_that_push_and_discard_during_discard_buffers_are_safe);
     tcase_add_test(tc, free_hooks_that_push_and_discard_during_close_are_safe);
+    tcase_add_test(tc, a_producer_free_hook_that_closes_during_discard_buffers_is_safe);
+    tcase_add_test(tc, a_destroy_hook_that_closes_the_next_dispatcher_on_loop_entry_is_safe);
     tcase_add_test(tc, free_hooks_that_discard_during_map_free_are_safe);
     tcase_add_test(tc, map_free_in_a_timer_callback_of_a_caller_run_base_is_ebusy);
     tcase_add_test(tc, map_free_in_a_hook_of_a_caller_run_base_is_ebusy);

@@ -819,6 +819,48 @@ START_TEST(close_during_the_lookup_cancels_it)
 }
 END_TEST
 
+/* asyncore_dispatcher_release() without a hold of the program's does
+ * nothing (dispatcher.h) -- also while a look-up holds the dispatcher
+ * itself, and inside the handle_error that reports its failure: the
+ * look-up's own hold must not be the one dropped. */
+static void release_then_error(asyncore_dispatcher *d, int err, const char *op)
+{
+    asyncore_dispatcher_release(d);
+    client_error(d, err, op);
+}
+
+static const asyncore_handlers release_in_error_handlers = {
+    .handle_error = release_then_error,
+    .destroy = client_destroy,
+    .readable = until_connected,
+    .writable = until_connected,
+};
+
+START_TEST(a_release_without_a_hold_leaves_the_lookups_hold)
+{
+    struct client c;
+    asyncore_dispatcher *d;
+
+    responder_start(asyncore_map_base(th_map), table, 0);
+    use_responder(th_map, "5");
+    memset(&c, 0, sizeof(c));
+    d = asyncore_dispatcher_new(th_map, _i ? &release_in_error_handlers
+                                           : &client_handlers, &c);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(asyncore_connect_host(d, "nosuch.test", 80), 0);
+    if (_i == 0)
+        asyncore_dispatcher_release(d); /* during the look-up */
+    ck_assert_int_eq(c.destroys, 0);
+    ck_assert_int_eq(asyncore_loop(th_map, 0.05, -1), 0);
+    /* The answer ran handle_error, which closed: destroyed once, then. */
+    ck_assert_int_eq(c.errors, 1);
+    ck_assert_int_eq(c.err, EHOSTUNREACH);
+    ck_assert_int_eq(c.destroys, 1);
+    ck_assert_uint_eq(asyncore_map_count(th_map), 0);
+    responder_stop();
+}
+END_TEST
+
 START_TEST(map_free_during_the_lookup_cancels_and_frees_everything)
 {
     asyncore_map *map;
@@ -967,6 +1009,7 @@ static Suite *resolve_suite(void)
     tcase_add_test(tc, other_socket_methods_fail_with_eisconn_during_the_lookup);
     tcase_add_test(tc, close_during_the_lookup_cancels_it);
     tcase_add_test(tc, map_free_during_the_lookup_cancels_and_frees_everything);
+    tcase_add_loop_test(tc, a_release_without_a_hold_leaves_the_lookups_hold, 0, 2);
     tcase_add_test(tc, closing_in_handle_connect_after_a_lookup_frees_once);
     tcase_add_test(tc, a_connect_by_name_from_handle_read_ignores_that_dispatchs_write_readiness);
     tcase_add_test(tc, the_maps_resolver_is_made_once_and_can_be_replaced);

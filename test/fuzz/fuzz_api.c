@@ -16,7 +16,8 @@
  * more() and free hooks, reference free hooks, call_soon callbacks -- it
  * does more of the same to the dispatcher itself and to the others: close,
  * close_all, send, recv, push, discard_buffers, close_when_done,
- * set_terminator, cancel a timer (its own too), a nested loop, map free.
+ * set_terminator, pushf/pushv, set_max_record, cancel a timer (its own
+ * too), a nested loop, map free, a release without a hold.
  *
  * Beside the library the program keeps a model of what it made, and checks
  * the contract against it (any violation prints what and aborts):
@@ -31,7 +32,11 @@
  *   - every call_soon callback that was queued runs exactly once, by the
  *     loop or by asyncore_map_free();
  *   - a method on a closed dispatcher fails with EBADF; a nested loop fails
- *     with EBUSY, and so does a map free from inside its loop; every other
+ *     with EBUSY, and so does a map free wherever map.h says the map is in
+ *     use (its loop, its dispatchers' hooks, its timer and call_soon
+ *     callbacks, the hooks its free runs -- also under the program's own
+ *     event_base_loop()), while one outside every callback succeeds;
+ *   - a release without a hold neither closes nor frees; every other
  *     failing call sets an errno its header documents for it (an I/O
  *     failure only after handle_error got that errno);
  *   - the library never raises SIGPIPE;
@@ -60,6 +65,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,6 +129,8 @@ struct mslot {
     int loops;    /* asyncore_loop() of it on the stack */
     int bases;    /* the program's own event_base_loop() of it on the stack */
     int freeing;  /* asyncore_map_free() of it on the stack */
+    int inuse;    /* its hooks and callbacks on the stack that map.h says
+                   * make asyncore_map_free() of it fail with EBUSY */
     unsigned port; /* a listener's port on it, or 0 */
 };
 
@@ -169,6 +177,10 @@ static int trace;       /* FUZZ_API_TRACE set: print each operation */
 static unsigned errors; /* handle_error calls so far */
 static int nest;        /* hooks and callbacks on the stack */
 static int restricted;  /* inside a destroy or free hook */
+static int unsure;      /* callbacks on the stack for which map.h does not
+                         * say whether the map counts as in use: producers'
+                         * more() and free hooks, references' free hooks,
+                         * timers' free hooks */
 
 static const char payload[512] =
     "fuzz_api payload\r\n0123456789abcdef\r\n\r\nGET / HTTP/1.0\r\n";
@@ -450,6 +462,7 @@ static int enter(asyncore_dispatcher *d, const char *hook)
         violation("%s ran on dispatcher %d, which the library says is closed",
                   hook, i);
     s->depth++;
+    maps[s->map].inuse++;
     s->saved_map = here_map;
     here_map = s->map;
     nest++;
@@ -459,6 +472,7 @@ static int enter(asyncore_dispatcher *d, const char *hook)
 static void leave(int i)
 {
     ds[i].depth--;
+    maps[ds[i].map].inuse--;
     here_map = ds[i].saved_map;
     nest--;
 }
@@ -666,7 +680,9 @@ static void h_destroy(asyncore_dispatcher *d)
     here_map = s->map;
     nest++;
     restricted++;
+    maps[s->map].inuse++;
     ops(i, (int)pick(3));
+    maps[s->map].inuse--;
     restricted--;
     nest--;
     here_map = saved;
@@ -684,7 +700,11 @@ static void h_collect(asyncore_dispatcher *d, const void *data, size_t len)
 
 static void h_found(asyncore_dispatcher *d)
 {
-    int i = enter(d, "found_terminator");
+    int i = enter(d, "found_terminator"), r;
+
+    r = asyncore_chat_record_truncated(d);
+    if (r != 0 && r != 1)
+        violation("asyncore_chat_record_truncated returned %d", r);
 
     ops(i, (int)pick(3));
     leave(i);
@@ -737,7 +757,9 @@ static void timer_cb(asyncore_timer *t, void *arg)
     saved = here_map;
     here_map = s->map;
     nest++;
+    maps[s->map].inuse++;
     ops(-1, 1 + (int)pick(3));
+    maps[s->map].inuse--;
     nest--;
     here_map = saved;
     s->in_cb = 0;
@@ -758,7 +780,9 @@ static void timer_free(void *arg)
     here_map = s->map;
     nest++;
     restricted++;
+    unsure++;
     ops(-1, (int)pick(2));
+    unsure--;
     restricted--;
     nest--;
     here_map = saved;
@@ -824,7 +848,9 @@ static ssize_t prod_more(void *arg, void *buf, size_t size)
     if (size == 0)
         violation("producer %d asked for 0 bytes", (int)(s - ps));
     nest++;
+    unsure++;
     ops(-1, (int)pick(2));
+    unsure--;
     nest--;
     if (s->fail) {
         errno = EIO;
@@ -847,7 +873,9 @@ static void prod_free(void *arg)
     s->freed = 1;
     nest++;
     restricted++;
+    unsure++;
     ops(-1, (int)pick(2));
+    unsure--;
     restricted--;
     nest--;
 }
@@ -863,6 +891,7 @@ static void ref_free(const void *data, size_t len, void *arg)
     s->freed = 1;
     nest++;
     restricted++;
+    unsure++;
     /* The natural streaming pattern: push the next chunk from here. */
     if (ds[s->chat].d != NULL && pick(2)) {
         if (pick(4) == 0)
@@ -871,6 +900,7 @@ static void ref_free(const void *data, size_t len, void *arg)
             (void)asyncore_chat_push(ds[s->chat].d, payload, 1 + pick(64));
     }
     ops(s->chat, (int)pick(2));
+    unsure--;
     restricted--;
     nest--;
 }
@@ -939,6 +969,39 @@ static void push_op(int i)
     }
 }
 
+/* asyncore_chat_pushf() or asyncore_chat_pushv() to chat @i (@was: closed
+ * in the model).  A push of 0 bytes runs initiate_send, which behind
+ * close_when_done closes the channel inside the push. */
+static void pushv_op(int i, int was)
+{
+    struct iovec iov[3];
+    int rc, e, n = (int)pick(4), k;
+
+    if (pick(2)) {
+        rc = asyncore_chat_pushf(ds[i].d, "%.*s%u\r\n", (int)pick(40),
+                                 payload, pick(1000));
+        e = errno;
+        if (ds[i].d != NULL)
+            check_closed_fails("asyncore_chat_pushf", i, was, rc, e);
+        if (rc < 0)
+            check_errno("asyncore_chat_pushf", e,
+                        SET(EINVAL, EBADF, ENOMEM, EOVERFLOW, EILSEQ));
+    } else {
+        for (k = 0; k < n; k++) {
+            iov[k].iov_len = pick(3) ? pick(64) : 0;
+            iov[k].iov_base = iov[k].iov_len ? (void *)payload : NULL;
+        }
+        rc = asyncore_chat_pushv(ds[i].d, n ? iov : NULL, n);
+        e = errno;
+        if (ds[i].d != NULL)
+            check_closed_fails("asyncore_chat_pushv", i, was, rc, e);
+        if (rc < 0)
+            check_errno("asyncore_chat_pushv", e, SET(EINVAL, EBADF, ENOMEM));
+    }
+    if (ds[i].d != NULL && asyncore_dispatcher_closed(ds[i].d))
+        ds[i].closed = 1;
+}
+
 /* ---- call_soon ---------------------------------------------------------- */
 
 static void soon_cb(asyncore_map *m, void *arg)
@@ -955,11 +1018,13 @@ static void soon_cb(asyncore_map *m, void *arg)
     saved = here_map;
     here_map = s->map;
     nest++;
+    maps[s->map].inuse++;
     if (maps[s->map].freeing)
         restricted++;
     ops(-1, (int)pick(3));
     if (maps[s->map].freeing)
         restricted--;
+    maps[s->map].inuse--;
     nest--;
     here_map = saved;
 }
@@ -1255,17 +1320,31 @@ static void model_closed_all(int map)
             ds[i].closed = 1;
 }
 
+/*
+ * map.h: EBUSY wherever the map is in use -- inside its loop, and (also
+ * when the program runs its base itself) inside a hook, predicate or
+ * destroy hook of one of its dispatchers, a timer callback, a call_soon
+ * callback, or the hooks asyncore_map_free() itself runs.  Anywhere else
+ * outside every callback it must succeed; inside callbacks the header
+ * does not name (producers, references, a timer's free hook run by a
+ * cancel), or those of other maps only, either answer is allowed.
+ */
 static void map_free(int map)
 {
-    int inside = maps[map].loops > 0, rc, e;
+    int busy = maps[map].loops > 0 || maps[map].freeing > 0 ||
+               maps[map].inuse > 0;
+    int sure = busy || unsure == 0;
+    int rc, e;
 
     maps[map].freeing++;
     rc = asyncore_map_free(maps[map].m);
     e = errno;
     maps[map].freeing--;
     if (rc == 0) {
-        if (inside)
-            violation("asyncore_map_free() inside its loop returned 0");
+        if (busy)
+            violation("asyncore_map_free() of map %d in use (loops %d, "
+                      "hooks %d) returned 0", map, maps[map].loops,
+                      maps[map].inuse);
         maps[map].live = 0;
         maps[map].m = NULL;
         model_closed_all(map);
@@ -1273,8 +1352,9 @@ static void map_free(int map)
     }
     if (e != EBUSY)
         check_errno("asyncore_map_free", e, SET(EBUSY));
-    if (!inside && maps[map].bases == 0)
-        violation("asyncore_map_free() outside its loop failed with EBUSY");
+    if (!busy && sure)
+        violation("asyncore_map_free() of map %d not in use failed with "
+                  "EBUSY", map);
 }
 
 /* ---- operations --------------------------------------------------------- */
@@ -1518,6 +1598,37 @@ static int op(int self)
         if ((m = live_map()) >= 0)
             (void)asyncore_loop_stop(maps[m].m);
         break;
+    case 30: /* the formatted and gathered pushes, one FIFO entry each */
+        t = target(self);
+        was = t >= 0 && ds[t].closed;
+        if (t >= 0 && ds[t].kind == K_CHAT)
+            pushv_op(t, was);
+        break;
+    case 31: /* record size; a release without a hold does nothing */
+        t = target(self);
+        was = t >= 0 && ds[t].closed;
+        if (t < 0)
+            break;
+        if (pick(2)) {
+            asyncore_dispatcher_release(ds[t].d);
+            if (ds[t].d == NULL)
+                violation("a release without a hold destroyed dispatcher %d",
+                          t);
+            if (!was && asyncore_dispatcher_closed(ds[t].d))
+                violation("a release without a hold closed dispatcher %d", t);
+            break;
+        }
+        if (ds[t].kind != K_CHAT)
+            break;
+        rc = asyncore_chat_set_max_record(ds[t].d, pick(4) * 8);
+        e = errno;
+        check_closed_fails("asyncore_chat_set_max_record", t, was, rc, e);
+        if (rc < 0)
+            check_errno("asyncore_chat_set_max_record", e, SET(EINVAL, EBADF));
+        rc = asyncore_chat_record_truncated(ds[t].d);
+        if (rc != 0 && rc != 1)
+            violation("asyncore_chat_record_truncated returned %d", rc);
+        break;
     case 29: /* run handle_close, or handle_error, as a method */
         t = target(self);
         was = t >= 0 && ds[t].closed;
@@ -1602,7 +1713,7 @@ static void run_program(const uint8_t *data, size_t size)
     memset(maps, 0, sizeof(maps));
     for (i = 0; i < MAXF; i++)
         rawfd[i] = -1;
-    nest = restricted = 0;
+    nest = restricted = unsure = 0;
     errors = 0;
     here_map = -1;
     fds_before = count_fds();
