@@ -279,6 +279,10 @@ struct asyncore__ext {
     /* Events a watcher keeps from libevent, whatever the predicates say
      * (EV_READ of a listener waiting for descriptors). */
     unsigned char withheld;
+    /* Holds an extension keeps across frames (a look-up in flight), among
+     * the ASYNCORE__HOLD_LONG units of d->refs: not the program's, so
+     * asyncore_dispatcher_release() leaves them (asyncore__hold_ext). */
+    unsigned ext_holds;
 };
 
 TAILQ_HEAD(asyncore__ext_list, asyncore__ext);
@@ -447,6 +451,28 @@ static inline void asyncore__release_long(asyncore_dispatcher *d)
 {
     d->refs -= ASYNCORE__HOLD_LONG - 1;
     asyncore__release(d);
+}
+
+/* An extension's hold across frames (@d has its ext block): a long hold
+ * that asyncore_dispatcher_release() cannot drop for the program.
+ * asyncore__ext_hold_end() gives it up without a release, when the caller's
+ * own frame hold takes over before it runs hooks. */
+static inline void asyncore__hold_ext(asyncore_dispatcher *d)
+{
+    d->ext->ext_holds++;
+    asyncore__hold_long(d);
+}
+
+static inline void asyncore__ext_hold_end(asyncore_dispatcher *d)
+{
+    d->ext->ext_holds--;
+    d->refs -= ASYNCORE__HOLD_LONG;
+}
+
+static inline void asyncore__release_ext(asyncore_dispatcher *d)
+{
+    d->ext->ext_holds--;
+    asyncore__release_long(d);
 }
 
 /* Rule 1 for a map: a callback that libevent runs without a dispatcher to

@@ -16,7 +16,6 @@
 #include <event2/buffer.h>
 
 #include "asyncore-internal.h"
-#include "ext.h"
 
 /* Every connection pays for each byte of the struct (bench/RESULTS.md,
  * idle memory): a new field must find room in what is there. */
@@ -582,9 +581,10 @@ int asyncore_dispatcher_hold(asyncore_dispatcher *d)
 
 void asyncore_dispatcher_release(asyncore_dispatcher *d)
 {
-    /* A look-up in flight holds d in the same unit (resolve.c). */
-    if (d != NULL && d->refs / ASYNCORE__HOLD_LONG >
-                         (asyncore__resolve_holds(d) ? 1 : 0))
+    /* An extension's holds share the unit (asyncore__hold_ext): only
+     * what is beyond them is the program's to drop. */
+    if (d != NULL && (unsigned)(d->refs / ASYNCORE__HOLD_LONG) >
+                         (d->ext != NULL ? d->ext->ext_holds : 0))
         asyncore__release_long(d);
 }
 

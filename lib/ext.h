@@ -37,10 +37,6 @@ _Static_assert(ASYNCORE__MAP_RESOLVER < ASYNCORE__MAP_SLOTS,
 int asyncore__resolve_is_name(const char *host);
 int asyncore__resolve_connect(asyncore_dispatcher *d, const char *host,
                               unsigned port);
-/* Whether a look-up in flight holds @d (one ASYNCORE__HOLD_LONG of its
- * refs that is not the program's): asyncore_dispatcher_release() must not
- * drop it. */
-int asyncore__resolve_holds(const asyncore_dispatcher *d);
 
 /*
  * A dispatcher class that buffers input or queues output of its own

@@ -90,15 +90,6 @@ static struct asyncore__resolve *resolve_of(const asyncore_dispatcher *d)
     return asyncore__watch_state(d, ASYNCORE__WATCH_RESOLVE);
 }
 
-/* The look-up holds d from wait_for_answer() until lookup_cb() or
- * resolve_close(), i.e. while its request is in flight. */
-int asyncore__resolve_holds(const asyncore_dispatcher *d)
-{
-    const struct asyncore__resolve *r = resolve_of(d);
-
-    return r != NULL && r->req != NULL && !r->in_call;
-}
-
 /* Make @r d's (the slot exists: asyncore__resolve_connect made the block),
  * or d's no longer. */
 static void resolve_set(asyncore_dispatcher *d, struct asyncore__resolve *r)
@@ -438,7 +429,7 @@ static void wait_for_answer(asyncore_dispatcher *d, struct asyncore__resolve *r)
     d->connecting = 1;
     d->connect_done = 0;
     resolve_set(d, r);
-    asyncore__hold_long(d); /* the look-up's, until lookup_cb or close */
+    asyncore__hold_ext(d); /* the look-up's, until lookup_cb or close */
 }
 
 /* The answer is in: back to a plain dispatcher that asyncore_connect()
@@ -478,7 +469,7 @@ static void lookup_cb(int result, struct evutil_addrinfo *res, void *arg)
      * look-up's, dropped now: from here on every long hold is the
      * program's, which asyncore_dispatcher_release() may drop. */
     asyncore__hold(d);
-    d->refs -= ASYNCORE__HOLD_LONG;
+    asyncore__ext_hold_end(d);
     end_wait(d, r);
     if (result != 0) {
         free_resolve(r);
@@ -580,7 +571,7 @@ static void resolve_close(asyncore_dispatcher *d)
     }
     r->d = NULL;
     evdns_getaddrinfo_cancel(r->req);
-    asyncore__release_long(d); /* the look-up's; asyncore_close holds too */
+    asyncore__release_ext(d); /* the look-up's; asyncore_close holds too */
 }
 
 #else /* !ASYNCORE_WITH_RESOLVE */
@@ -614,12 +605,6 @@ int asyncore__resolve_connect(asyncore_dispatcher *d, const char *host,
     }
     errno = is_invalid_name(host) ? EHOSTUNREACH : ENOTSUP;
     return -1;
-}
-
-int asyncore__resolve_holds(const asyncore_dispatcher *d)
-{
-    (void)d;
-    return 0;
 }
 
 #endif /* ASYNCORE_WITH_RESOLVE */
