@@ -231,6 +231,19 @@ static int error_hook_ran(int slot, int e, unsigned since)
     return e > 0 && e < 160 && ds[slot].err_at[e] > since;
 }
 
+/* A transfer's result on dispatcher @slot: a closed one fails with EBADF;
+ * any other failure went to handle_error or is one of @quiet, which the
+ * call reports without a hook. */
+static void check_transfer(const char *call, int slot, int was, long rc,
+                           int e, unsigned since, const int *quiet)
+{
+    check_closed_fails(call, slot, was, rc, e);
+    if (rc < 0 && !error_hook_ran(slot, e, since) && !in_set(e, quiet))
+        violation("%s on dispatcher %d (kind %d) failed with errno %d (%s) "
+                  "without handle_error", call, slot, ds[slot].kind, e,
+                  strerror(e));
+}
+
 /* ---- DNS responder (a thread of its own, on loopback) ------------------- */
 
 static char ns_addr[64];
@@ -1443,12 +1456,8 @@ static int op(int self)
         e = errno;
         if (ds[t].d == NULL)
             break;
-        check_closed_fails("asyncore_send", t, was, n, e);
-        if (n < 0 && !error_hook_ran(t, e, since) &&
-            !in_set(e, SET(EBADF, EINVAL, ENOTSOCK, ENOMEM)))
-            violation("asyncore_send on dispatcher %d (kind %d) failed with "
-                      "errno %d (%s) without handle_error", t, ds[t].kind, e,
-                      strerror(e));
+        check_transfer("asyncore_send", t, was, n, e, since,
+                       SET(EBADF, EINVAL, ENOTSOCK, ENOMEM));
         break;
     }
     case 5: { /* recv */
@@ -1464,11 +1473,8 @@ static int op(int self)
         e = errno;
         if (ds[t].d == NULL)
             break;
-        check_closed_fails("asyncore_recv", t, was, n, e);
-        if (n < 0 && !error_hook_ran(t, e, since) &&
-            !in_set(e, SET(EAGAIN, EBADF, EINVAL, ENOTSOCK)))
-            violation("asyncore_recv failed with errno %d (%s) without "
-                      "handle_error", e, strerror(e));
+        check_transfer("asyncore_recv", t, was, n, e, since,
+                       SET(EAGAIN, EBADF, EINVAL, ENOTSOCK));
         break;
     }
     case 6:
